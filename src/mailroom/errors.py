@@ -52,6 +52,10 @@ class RecordTooLargeError(LogError):
         )
 
 
+class InvalidRecordError(LogError):
+    """A record the topic cannot take (e.g. a record without a key on a compacted topic)."""
+
+
 class CorruptLogError(LogError):
     """A segment of the embedded log holds bytes that are not a valid record batch.
 

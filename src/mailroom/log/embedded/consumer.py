@@ -1,0 +1,192 @@
+"""The embedded log's consumer: partition readers, group membership and offset commits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ...errors import InvalidConfigError, LogError
+from ..base import OFFSET_BEGINNING, OFFSET_END, AssignCallback, Consumer, RecordBatch, TopicPartition
+from .groups import Member
+from .reader import OffsetOutOfRange, PartitionReader, concat_frames
+
+if TYPE_CHECKING:
+    from .log import EmbeddedLog
+
+_IDLE_SLEEPS = (0.001, 0.002, 0.005, 0.01, 0.02)
+
+
+class EmbeddedConsumer(Consumer):
+    """Reads the embedded log; joins a group on :meth:`subscribe`."""
+
+    def __init__(self, log: EmbeddedLog, group_id: str | None, auto_offset_reset: str) -> None:
+        self._log = log
+        self.group_id = group_id
+        self._reset = auto_offset_reset
+        self._store = log.group(group_id) if group_id else None
+        self._readers: dict[TopicPartition, PartitionReader] = {}
+        self.member: Member | None = None
+        self._on_assign: AssignCallback | None = None
+        self._on_revoke: AssignCallback | None = None
+        self._turn = 0
+
+    # -- assignment ---------------------------------------------------------------------------
+    def subscribe(self, topics, on_assign=None, on_revoke=None) -> None:
+        if self._store is None:
+            raise InvalidConfigError("subscribe needs a consumer with a group_id (or use assign)")
+        for t in topics:
+            self._log.topic(t)  # an unknown topic is an error here, not a silent empty read
+        if self.member is not None:
+            self.member.leave()
+            self._drop(list(self._readers))
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+
+        def counts(names: list[str]) -> dict[str, int]:
+            out = {}
+            for n in names:
+                try:
+                    out[n] = self._log.topic(n).spec.partitions
+                except LogError:
+                    pass
+            return out
+
+        self.member = self._store.join(list(topics), counts)
+        self._rebalance()
+
+    def _rebalance(self) -> None:
+        change = self.member.heartbeat()
+        if change is None:
+            return
+        added, removed = change
+        if removed:
+            if self._on_revoke:
+                self._on_revoke(removed)
+            self._drop(removed)
+        if added:
+            for tp in added:
+                self._add(tp)
+            if self._on_assign:
+                self._on_assign(added)
+
+    def _drop(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            r = self._readers.pop(tp, None)
+            if r:
+                r.close()
+
+    def _add(self, tp: TopicPartition) -> None:
+        reader = PartitionReader(self._log.partition(tp))
+        self._readers[tp] = reader
+        committed = self._store.committed(tp) if self._store else None
+        if committed is not None:
+            try:
+                reader.seek(committed)
+                return
+            except OffsetOutOfRange:
+                pass  # deleted by retention (or beyond the end): reset as configured
+        self._seek_reset(tp, reader)
+
+    def _seek_reset(self, tp: TopicPartition, reader: PartitionReader) -> None:
+        if self._reset == "error":
+            raise LogError(f"no valid committed offset for {tp.topic}[{tp.partition}] and auto_offset_reset='error'")
+        plog = reader.plog
+        target = plog.start_offset() if self._reset == "earliest" else plog.end_offset()
+        try:
+            reader.seek(target)
+        except OffsetOutOfRange:  # retention moved the start meanwhile
+            reader.seek(plog.start_offset())
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        if self.member is not None:
+            raise InvalidConfigError("this consumer subscribed to a group: it cannot also assign partitions by hand")
+        self._drop([tp for tp in self._readers if tp not in partitions])
+        for tp in partitions:
+            tp = TopicPartition(*tp)
+            if tp not in self._readers:
+                self._add(tp)
+
+    def assignment(self) -> list[TopicPartition]:
+        if self.member is not None:
+            self._rebalance()
+        return sorted(self._readers)
+
+    # -- positions ---------------------------------------------------------------------------
+    def _reader(self, tp: TopicPartition) -> PartitionReader:
+        try:
+            return self._readers[tp]
+        except KeyError:
+            raise LogError(f"{tp.topic}[{tp.partition}] is not assigned to this consumer") from None
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        reader = self._reader(tp)
+        plog = reader.plog
+        if offset == OFFSET_BEGINNING:
+            offset = plog.start_offset()
+        elif offset == OFFSET_END:
+            offset = plog.end_offset()
+        try:
+            reader.seek(offset)
+        except OffsetOutOfRange:
+            self._seek_reset(tp, reader)
+
+    def position(self, tp: TopicPartition) -> int:
+        return self._reader(tp).next_offset
+
+    def poll(self, max_records: int = 10_000, timeout: float = 1.0) -> list[RecordBatch]:
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while True:
+            if self.member is not None:
+                self._rebalance()
+            batches = self._read(max_records)
+            if batches or time.monotonic() >= deadline:
+                return batches
+            time.sleep(min(_IDLE_SLEEPS[min(idle, len(_IDLE_SLEEPS) - 1)], max(0.0, deadline - time.monotonic())))
+            idle += 1
+
+    def _read(self, max_records: int) -> list[RecordBatch]:
+        tps = list(self._readers)
+        if not tps:
+            return []
+        self._turn = (self._turn + 1) % len(tps)
+        out = []
+        budget = max_records
+        for tp in tps[self._turn :] + tps[: self._turn]:  # rotate, so no partition starves
+            if budget <= 0:
+                break
+            reader = self._readers[tp]
+            try:
+                frames = reader.read(budget)
+            except FileNotFoundError:
+                self._seek_reset(tp, reader)  # its segment went away under retention
+                continue
+            if not frames:
+                continue
+            offsets, ts, keys, values, headers = concat_frames(frames)
+            out.append(RecordBatch(tp.topic, tp.partition, offsets, ts, keys, values, headers))
+            budget -= len(offsets)
+        return out
+
+    # -- offsets --------------------------------------------------------------------------------
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        if self._store is None:
+            raise InvalidConfigError("commit needs a consumer with a group_id")
+        if offsets is None:
+            offsets = {tp: r.next_offset for tp, r in self._readers.items()}
+        self._store.commit({TopicPartition(*tp): o for tp, o in offsets.items()}, self.member)
+
+    def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        if self._store is None:
+            raise InvalidConfigError("committed offsets belong to a group: make the consumer with a group_id")
+        return {TopicPartition(*tp): self._store.committed(TopicPartition(*tp)) for tp in partitions}
+
+    def watermarks(self, tp: TopicPartition) -> tuple[int, int]:
+        plog = self._log.partition(TopicPartition(*tp))
+        return plog.start_offset(), plog.end_offset()
+
+    def close(self) -> None:
+        self._drop(list(self._readers))
+        if self.member is not None:
+            self.member.leave()
+            self.member = None

@@ -1,0 +1,236 @@
+"""The on-disk record batch ("frame") of the embedded log.
+
+A frame holds one producer call's records for one partition, laid out as columns so that both
+writing and reading touch each record only inside C code (numpy / Arrow / crc32c):
+
+    header   48 bytes, little-endian:
+             magic b"MRB1" | length u32 (whole frame) | crc32c u32 (of bytes 12..length)
+             | flags u16 | reserved u16 | base_offset i64 | count u32 | last_delta u32
+             | max_timestamp i64 | txn_id i64
+    body     timestamps      i64[count]
+             offset deltas   i32[count]            if FLAG_OFFSET_DELTAS (after compaction)
+             key offsets     i32[count+1]          if FLAG_KEYS
+             key validity    bitmap, 8-byte padded if FLAG_NULL_KEYS
+             key data
+             value offsets   i32[count+1]
+             value validity  bitmap, 8-byte padded if FLAG_NULL_VALUES
+             value data
+             headers         u32 length + msgpack  if FLAG_HEADERS
+             padding         to a multiple of 8 bytes
+
+Offsets and validity bitmaps are Arrow's own layout, so a reader hands the frame's bytes to
+Arrow as a BinaryArray without copying. A frame is valid only when its length fits the file and
+its CRC matches: a frame torn by a killed writer is detected on open and never served.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import crc32c
+import msgpack
+import numpy as np
+import pyarrow as pa
+
+MAGIC = b"MRB1"
+HEADER = struct.Struct("<4sIIHHqIIqq")
+HEADER_SIZE = HEADER.size  # 48
+
+FLAG_KEYS = 1
+FLAG_NULL_KEYS = 2
+FLAG_NULL_VALUES = 4
+FLAG_HEADERS = 8
+FLAG_OFFSET_DELTAS = 16
+FLAG_TRANSACTIONAL = 32
+
+
+@dataclass(slots=True)
+class FrameHeader:
+    """The fixed part of a frame."""
+
+    length: int
+    crc: int
+    flags: int
+    base_offset: int
+    count: int
+    last_delta: int
+    max_timestamp: int
+    txn_id: int
+
+    @property
+    def last_offset(self) -> int:
+        """The offset of the frame's last record (compacted frames have gaps, so not base + count - 1)."""
+        return self.base_offset + self.last_delta
+
+
+class FrameError(ValueError):
+    """Bytes that are not a valid frame; ``incomplete`` when they may just be cut short."""
+
+    def __init__(self, reason: str, incomplete: bool = False) -> None:
+        super().__init__(reason)
+        self.incomplete = incomplete
+
+
+def parse_header(buf: bytes | memoryview, pos: int = 0) -> FrameHeader:
+    """The header at ``pos``; FrameError(incomplete=True) if fewer than HEADER_SIZE bytes remain."""
+    if len(buf) - pos < HEADER_SIZE:
+        raise FrameError("truncated frame header", incomplete=True)
+    magic, length, crc, flags, _r, base, count, last_delta, max_ts, txn = HEADER.unpack_from(buf, pos)
+    if magic != MAGIC:
+        raise FrameError(f"bad magic {magic!r}")
+    if length < HEADER_SIZE + 8 * count:
+        raise FrameError(f"frame length {length} too small for {count} records")
+    return FrameHeader(length, crc, flags, base, count, last_delta, max_ts, txn)
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _column(items: Sequence[bytes | None], null_flag: int) -> tuple[list[bytes], int]:
+    """Offsets, validity and data buffers of one binary column, and the flag bits it needs."""
+    n = len(items)
+    nulls = None in items
+    flags = 0
+    parts: list[bytes] = []
+    if nulls:
+        flags |= null_flag
+        valid = np.fromiter((x is not None for x in items), dtype=bool, count=n)
+        items = [x if x is not None else b"" for x in items]
+    lengths = np.fromiter(map(len, items), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] > 0x7FFFFFFF:
+        raise FrameError("column of more than 2 GiB in one frame")
+    parts.append(offsets.astype("<i4").tobytes())
+    if nulls:
+        bitmap = np.packbits(valid, bitorder="little").tobytes()
+        parts.append(bitmap + b"\0" * (_pad8(len(bitmap)) - len(bitmap)))
+    parts.append(b"".join(items))
+    return parts, flags
+
+
+def encode(
+    base_offset: int,
+    timestamps: np.ndarray,
+    values: Sequence[bytes | None],
+    keys: Sequence[bytes | None] | None = None,
+    headers: Sequence[list[tuple[str, bytes | None]] | None] | None = None,
+    *,
+    offset_deltas: np.ndarray | None = None,
+    txn_id: int = 0,
+    transactional: bool = False,
+) -> list[bytes]:
+    """A frame as a list of buffers (write them with one ``os.writev``)."""
+    count = len(values)
+    ts = np.ascontiguousarray(timestamps, dtype="<i8")
+    body: list[bytes] = [ts.tobytes()]
+    flags = FLAG_TRANSACTIONAL if transactional else 0
+    if offset_deltas is not None:
+        flags |= FLAG_OFFSET_DELTAS
+        body.append(np.ascontiguousarray(offset_deltas, dtype="<i4").tobytes())
+    if keys is not None:
+        flags |= FLAG_KEYS
+        parts, f = _column(keys, FLAG_NULL_KEYS)
+        flags |= f
+        body += parts
+        # pad the key data so the value offsets that follow stay 8-byte aligned in the frame
+        so_far = HEADER_SIZE + sum(len(b) for b in body)
+        body.append(b"\0" * (_pad8(so_far) - so_far))
+    parts, f = _column(values, FLAG_NULL_VALUES)
+    flags |= f
+    body += parts
+    if headers is not None and any(h for h in headers):
+        flags |= FLAG_HEADERS
+        blob = msgpack.packb([h or None for h in headers], use_bin_type=True)
+        body += [struct.pack("<I", len(blob)), blob]
+    length = HEADER_SIZE
+    for b in body:
+        length += len(b)
+    if length & 7:  # frames stay 8-byte aligned in the file, so their columns do too
+        body.append(b"\0" * (_pad8(length) - length))
+        length = _pad8(length)
+    max_ts = int(ts.max()) if count else -1
+    last_delta = int(offset_deltas[-1]) if offset_deltas is not None and count else max(count - 1, 0)
+    head = HEADER.pack(MAGIC, length, 0, flags, 0, base_offset, count, last_delta, max_ts, txn_id)
+    crc = crc32c.crc32c(head[12:])
+    for b in body:
+        crc = crc32c.crc32c(b, crc)
+    head = head[:8] + struct.pack("<I", crc) + head[12:]
+    return [head, *body]
+
+
+def with_base_offset(frame: list[bytes], base_offset: int) -> list[bytes]:
+    """The same frame renumbered to start at ``base_offset`` (fixes the header and its CRC)."""
+    head = bytearray(frame[0])
+    struct.pack_into("<q", head, 16, base_offset)
+    crc = crc32c.crc32c(bytes(head[12:]))
+    for b in frame[1:]:
+        crc = crc32c.crc32c(b, crc)
+    struct.pack_into("<I", head, 8, crc)
+    return [bytes(head), *frame[1:]]
+
+
+def verify(buf: bytes | memoryview, pos: int, header: FrameHeader) -> None:
+    """Raise FrameError unless the frame at ``pos`` is whole and its CRC matches."""
+    end = pos + header.length
+    if end > len(buf):
+        raise FrameError("frame cut short", incomplete=True)
+    if crc32c.crc32c(memoryview(buf)[pos + 12 : end]) != header.crc:
+        raise FrameError("CRC mismatch")
+
+
+@dataclass(slots=True)
+class DecodedFrame:
+    """A frame's columns, mostly zero-copy views of the bytes they were read from."""
+
+    header: FrameHeader
+    offsets: np.ndarray
+    timestamps: np.ndarray
+    keys: pa.Array
+    values: pa.Array
+    headers: list | None
+
+
+def decode(buf: bytes, pos: int, header: FrameHeader) -> DecodedFrame:
+    """Decode the (verified) frame at ``pos`` of ``buf``."""
+    n = header.count
+    flags = header.flags
+    pbuf = pa.py_buffer(buf)
+    p = pos + HEADER_SIZE
+    timestamps = np.frombuffer(buf, dtype="<i8", count=n, offset=p)
+    p += 8 * n
+    if flags & FLAG_OFFSET_DELTAS:
+        deltas = np.frombuffer(buf, dtype="<i4", count=n, offset=p)
+        offsets = header.base_offset + deltas.astype(np.int64)
+        p += 4 * n
+    else:
+        offsets = np.arange(header.base_offset, header.base_offset + n, dtype=np.int64)
+    if flags & FLAG_KEYS:
+        keys, p = _read_column(buf, pbuf, p, n, flags & FLAG_NULL_KEYS)
+        p = pos + _pad8(p - pos)
+    else:
+        keys = pa.nulls(n, pa.binary())
+    values, p = _read_column(buf, pbuf, p, n, flags & FLAG_NULL_VALUES)
+    hdrs = None
+    if flags & FLAG_HEADERS:
+        (blen,) = struct.unpack_from("<I", buf, p)
+        raw = msgpack.unpackb(buf[p + 4 : p + 4 + blen], raw=False)
+        hdrs = [[(k, v) for k, v in h] if h else None for h in raw]
+    return DecodedFrame(header, offsets, timestamps, keys, values, hdrs)
+
+
+def _read_column(buf: bytes, pbuf: pa.Buffer, p: int, n: int, has_nulls: int) -> tuple[pa.Array, int]:
+    offsets = np.frombuffer(buf, dtype="<i4", count=n + 1, offset=p)
+    obuf = pbuf.slice(p, 4 * (n + 1))
+    p += 4 * (n + 1)
+    validity = None
+    if has_nulls:
+        blen = (n + 7) // 8
+        validity = pbuf.slice(p, blen)
+        p += _pad8(blen)
+    data_len = int(offsets[-1])
+    arr = pa.BinaryArray.from_buffers(pa.binary(), n, [validity, obuf, pbuf.slice(p, data_len)])
+    return arr, p + data_len

@@ -1,0 +1,181 @@
+"""Reading one partition of the embedded log from a position, in batches, without locks.
+
+A reader holds a read-only descriptor of the segment it is in and the byte position of the next
+frame. It serves only whole, CRC-valid frames; a frame still being written (cut short at the
+end of the file) is simply not there yet. Segments deleted by retention or replaced by
+compaction stay readable through the descriptor already open (POSIX keeps the old inode).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+
+import numpy as np
+import pyarrow as pa
+
+from ...errors import CorruptLogError
+from . import frame as fr
+from .partition import PartitionLog
+from .segment import index_floor, read_index
+
+READ_CHUNK = 4 * 1024 * 1024
+
+
+class OffsetOutOfRange(Exception):
+    """The requested offset is below the log start or beyond the end."""
+
+
+class PartitionReader:
+    """A cursor over one partition."""
+
+    def __init__(self, plog: PartitionLog) -> None:
+        self.plog = plog
+        self._fd = -1
+        self._base = -1
+        self._pos = 0
+        self.next_offset = 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _open(self, base: int) -> None:
+        self.close()
+        self._fd = os.open(self.plog.segment_path(base), os.O_RDONLY)
+        self._base = base
+        self._pos = 0
+
+    def seek(self, offset: int) -> None:
+        """Position at ``offset``; raises OffsetOutOfRange outside [start, end]."""
+        segs = self.plog.segments()
+        start = segs[0] if segs else 0
+        if offset < start:
+            raise OffsetOutOfRange(offset)
+        if offset > self.plog.end_offset():
+            raise OffsetOutOfRange(offset)
+        if not segs:
+            self.close()
+            self._base, self._pos, self.next_offset = -1, 0, offset
+            return
+        i = bisect.bisect_right(segs, offset) - 1
+        base = segs[max(i, 0)]
+        try:
+            self._open(base)
+        except FileNotFoundError:  # deleted by retention meanwhile: look again
+            self.plog._dir_mtime = -1
+            return self.seek(max(offset, self.plog.start_offset()))
+        path = self.plog.segment_path(base)
+        entry_off, pos = index_floor(read_index(path), offset)
+        if entry_off >= 0:
+            try:  # the index is a hint: use it only if it points at the frame it names
+                head = fr.parse_header(os.pread(self._fd, fr.HEADER_SIZE, pos))
+                if head.base_offset != entry_off:
+                    pos = 0
+            except fr.FrameError:
+                pos = 0
+        self._pos = pos
+        self.next_offset = offset
+
+    def read(self, max_records: int, max_bytes: int = READ_CHUNK) -> list[fr.DecodedFrame]:
+        """Up to ``max_records`` records from the current position, as decoded frames."""
+        out: list[fr.DecodedFrame] = []
+        n = 0
+        if self._fd < 0:
+            segs = self.plog.segments()
+            if not segs:
+                return out
+            i = bisect.bisect_right(segs, self.next_offset) - 1
+            self._open(segs[max(i, 0)])
+        while n < max_records:
+            size = os.fstat(self._fd).st_size
+            if self._pos >= size:
+                if not self._advance_segment(size):
+                    break
+                continue
+            buf = os.pread(self._fd, min(size - self._pos, max(max_bytes, fr.HEADER_SIZE)), self._pos)
+            p = 0
+            progressed = False
+            while p < len(buf) and n < max_records:
+                try:
+                    head = fr.parse_header(buf, p)
+                except fr.FrameError as e:
+                    if e.incomplete and p:
+                        break
+                    if e.incomplete:
+                        return out  # a header still being written
+                    raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
+                if p + head.length > len(buf):
+                    if p:
+                        break  # read the rest of it in the next chunk
+                    if self._pos + head.length > size:
+                        return out  # still being written (or torn, until a writer repairs it)
+                    buf = os.pread(self._fd, head.length, self._pos)
+                try:
+                    fr.verify(buf, p, head)
+                except fr.FrameError as e:
+                    raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
+                if head.last_offset < self.next_offset:
+                    p += head.length
+                    progressed = True
+                    continue
+                dec = fr.decode(buf, p, head)
+                lo = int(np.searchsorted(dec.offsets, self.next_offset)) if dec.offsets[0] < self.next_offset else 0
+                hi = min(len(dec.offsets), lo + (max_records - n))
+                if lo or hi < len(dec.offsets):
+                    dec = _slice(dec, lo, hi)
+                out.append(dec)
+                n += hi - lo
+                self.next_offset = int(dec.offsets[-1]) + 1
+                progressed = True
+                if self.next_offset > head.last_offset:
+                    p += head.length
+                else:
+                    break  # the rest of this frame next time
+            self._pos += p
+            if not progressed:
+                break
+        return out
+
+    def _advance_segment(self, size: int) -> bool:
+        """At the end of the current segment: move to the next one if it exists."""
+        segs = self.plog.segments()
+        i = bisect.bisect_right(segs, self._base)
+        if i >= len(segs):
+            return False
+        if os.fstat(self._fd).st_size > size:
+            return True  # appended to just before the roll: read that first
+        try:
+            self._open(segs[i])
+        except FileNotFoundError:
+            self.plog._dir_mtime = -1
+            return False
+        self.next_offset = max(self.next_offset, segs[i])
+        return True
+
+
+def _slice(dec: fr.DecodedFrame, lo: int, hi: int) -> fr.DecodedFrame:
+    return fr.DecodedFrame(
+        dec.header,
+        dec.offsets[lo:hi],
+        dec.timestamps[lo:hi],
+        dec.keys.slice(lo, hi - lo),
+        dec.values.slice(lo, hi - lo),
+        dec.headers[lo:hi] if dec.headers else None,
+    )
+
+
+def concat_frames(frames: list[fr.DecodedFrame]) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array, list | None]:
+    """Columns of several frames of one partition joined into one batch."""
+    if len(frames) == 1:
+        f = frames[0]
+        return f.offsets, f.timestamps, f.keys, f.values, f.headers
+    offsets = np.concatenate([f.offsets for f in frames])
+    ts = np.concatenate([f.timestamps for f in frames])
+    keys = pa.concat_arrays([f.keys for f in frames])
+    values = pa.concat_arrays([f.values for f in frames])
+    headers = None
+    if any(f.headers for f in frames):
+        headers = [h for f in frames for h in (f.headers or [None] * len(f.offsets))]
+    return offsets, ts, keys, values, headers

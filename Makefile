@@ -1,0 +1,33 @@
+# mailroom: the two set-up commands are `make demo` and `make test` (see README.md).
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: demo test bench-log system-deps clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+system-deps:  ## Java and Maven, for the local Apache Kafka broker the tests start (Debian packages)
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  echo "installing Java and Maven (Debian packages) for the local Kafka broker"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless maven; }
+
+demo: $(STAMP)  ## set up and run the demo on the embedded log
+	$(VENV)/bin/mailroom demo
+
+test: $(STAMP) system-deps  ## set up and run the whole test suite (starts and stops a local Kafka broker)
+	$(PY) -m pytest
+
+bench-log: $(STAMP) system-deps  ## log throughput: embedded and Kafka beside their raw limits
+	$(PY) bench/log_bench.py
+
+clean:  ## remove the venv, caches and local data
+	rm -rf $(VENV) .cache .mailroom .pytest_cache

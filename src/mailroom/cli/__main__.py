@@ -1,0 +1,5 @@
+"""``python -m mailroom.cli``: the same as the ``mailroom`` command."""
+
+from .main import main
+
+main()

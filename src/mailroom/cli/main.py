@@ -1,0 +1,49 @@
+"""The ``mailroom`` command: platform commands, plus those that installed packages add.
+
+Packages (mailroom's own email application among them) add command groups through the
+``mailroom.commands`` entry-point group: each entry names a function ``register(app)`` that adds
+commands to the Typer app. That keeps the CLI below the applications built on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+
+import typer
+
+from .. import __version__
+from .log_commands import log_app, topics_app
+
+app = typer.Typer(
+    name="mailroom",
+    help="Stream processing for email in flight: an embedded log or Apache Kafka, an engine, SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(topics_app, name="topics")
+app.add_typer(log_app, name="log")
+
+
+@app.command()
+def version() -> None:
+    """Print mailroom's version."""
+    typer.echo(__version__)
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group="mailroom.commands"):
+        try:
+            ep.load()(app)
+        except Exception as e:  # one broken plugin must not take the whole CLI down
+            logging.getLogger("mailroom.cli").warning("could not load commands from %s: %s", ep.value, e)
+
+
+_load_plugins()
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

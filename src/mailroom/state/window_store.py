@@ -1,0 +1,91 @@
+"""Window stores: values per (key, window start), kept in time segments so that expiry drops
+whole segments instead of scanning entries (Kafka Streams' segmented stores).
+
+Inside a segment an entry's key is ``len(key) u32 BE | key | start u64 BE``: the length prefix
+keeps keys that are prefixes of other keys apart, and big-endian start times sort
+chronologically, so a key's windows in a time range are one contiguous scan.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+
+from .store import KeyValueStore
+
+_LEN = struct.Struct(">I")
+_TS = struct.Struct(">q")
+
+
+def window_key(key: bytes, start: int) -> bytes:
+    return _LEN.pack(len(key)) + key + _TS.pack(start)
+
+
+def split_window_key(wk: bytes) -> tuple[bytes, int]:
+    (n,) = _LEN.unpack_from(wk)
+    return wk[4 : 4 + n], _TS.unpack_from(wk, 4 + n)[0]
+
+
+class WindowStore:
+    """Windows of one store, segmented by window start."""
+
+    def __init__(self, name: str, make_segment: Callable[[str], KeyValueStore], drop_segment: Callable[[str], None],
+                 retention_ms: int, segment_ms: int | None = None) -> None:
+        self.name = name
+        self.retention_ms = retention_ms
+        self.segment_ms = segment_ms or max(retention_ms // 2, 60_000)
+        self._make = make_segment
+        self._drop = drop_segment
+        self._segments: dict[int, KeyValueStore] = {}
+        self.observed_time = -(1 << 62)
+
+    def _segment_id(self, start: int) -> int:
+        return start // self.segment_ms
+
+    def _segment(self, sid: int, create: bool = True) -> KeyValueStore | None:
+        seg = self._segments.get(sid)
+        if seg is None and create:
+            seg = self._segments[sid] = self._make(f"{self.name}.{sid}")
+        return seg
+
+    def put(self, key: bytes, start: int, value: bytes | None) -> None:
+        """Set the window of ``key`` starting at ``start`` (None deletes). Expired windows are ignored."""
+        if start < self.observed_time - self.retention_ms:
+            return
+        self._segment(self._segment_id(start)).put(window_key(key, start), value)
+
+    def get(self, key: bytes, start: int) -> bytes | None:
+        seg = self._segment(self._segment_id(start), create=False)
+        return seg.get(window_key(key, start)) if seg else None
+
+    def fetch(self, key: bytes, t_from: int, t_to: int) -> Iterator[tuple[int, bytes]]:
+        """(start, value) of ``key``'s windows with t_from <= start <= t_to, ascending."""
+        for sid in sorted(s for s in self._segments if self._segment_id(t_from) <= s <= self._segment_id(t_to)):
+            for wk, v in self._segments[sid].range(window_key(key, t_from), window_key(key, t_to + 1)):
+                yield split_window_key(wk)[1], v
+
+    def all(self) -> Iterator[tuple[bytes, int, bytes]]:
+        """Every (key, start, value)."""
+        for sid in sorted(self._segments):
+            for wk, v in self._segments[sid].items():
+                k, s = split_window_key(wk)
+                yield k, s, v
+
+    def advance(self, stream_time: int) -> list[str]:
+        """Note the stream time; drop segments entirely older than the retention. Returns their names."""
+        self.observed_time = max(self.observed_time, stream_time)
+        horizon = self._segment_id(self.observed_time - self.retention_ms)
+        dropped = []
+        for sid in [s for s in self._segments if s < horizon]:
+            name = f"{self.name}.{sid}"
+            self._segments.pop(sid).close()
+            self._drop(name)
+            dropped.append(name)
+        return dropped
+
+    def segments(self) -> dict[int, KeyValueStore]:
+        return self._segments
+
+    def attach(self, sid: int, store: KeyValueStore) -> None:
+        """Adopt an existing segment (when reopening a task's stores)."""
+        self._segments[sid] = store

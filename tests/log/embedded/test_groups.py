@@ -26,3 +26,13 @@ def test_stale_member_cannot_commit_partitions_it_lost(tmp_path) -> None:
     assert b.committed(lost) == {lost[0]: 0}
     a.poll(timeout=0.1)  # a catches up with the rebalance
     assert len(a.assignment()) == 1 and a.assignment()[0] != lost[0]
+
+
+def test_assignment_keeps_topics_co_partitioned() -> None:
+    from mailroom.log import TopicPartition as TP
+    from mailroom.log.embedded.groups import assign_partitions
+
+    got = assign_partitions(["b", "a", "c"], {m: ["x", "y"] for m in "abc"}, {"x": 5, "y": 5})
+    assert got["a"] == [TP("x", 0), TP("x", 1), TP("y", 0), TP("y", 1)]
+    assert got["b"] == [TP("x", 2), TP("x", 3), TP("y", 2), TP("y", 3)]
+    assert got["c"] == [TP("x", 4), TP("y", 4)]

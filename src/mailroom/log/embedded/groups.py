@@ -9,7 +9,7 @@ A group lives in ``groups/<group>/``:
 - ``state.json``: the generation and the member list, changed under ``.lock`` whenever a member
   joins, leaves or is found dead.
 
-Every member computes the same assignment from the state (partitions dealt round-robin over the
+Every member computes the same assignment from the state (Kafka's range assignment over the
 sorted members subscribed to each topic), so no leader is needed. Offset commits are fenced:
 a member may commit only partitions it owns in the current generation, so a member that has not
 yet noticed a rebalance cannot overwrite its successor's offsets.
@@ -42,15 +42,22 @@ LIVENESS_INTERVAL = 0.5
 def assign_partitions(
     members: list[str], subscriptions: Mapping[str, list[str]], partition_counts: Mapping[str, int]
 ) -> dict[str, list[TopicPartition]]:
-    """The group's assignment: each topic's partitions dealt round-robin over its subscribers."""
+    """The group's assignment, as Kafka's range assignor makes it.
+
+    Each topic's partitions are cut into contiguous ranges over its sorted subscribers, so
+    topics with the same partition count are co-partitioned: partition i of each goes to the
+    same member (the engine's joins and repartitioned aggregations rely on that).
+    """
     out: dict[str, list[TopicPartition]] = {m: [] for m in members}
-    topics = sorted({t for m in members for t in subscriptions.get(m, [])})
-    turn = 0
-    for topic in topics:
+    for topic in sorted({t for m in members for t in subscriptions.get(m, [])}):
         eligible = [m for m in sorted(members) if topic in subscriptions.get(m, [])]
-        for p in range(partition_counts.get(topic, 0)):
-            out[eligible[turn % len(eligible)]].append(TopicPartition(topic, p))
-            turn += 1
+        count = partition_counts.get(topic, 0)
+        per, extra = divmod(count, len(eligible))
+        p = 0
+        for i, m in enumerate(eligible):
+            n = per + (1 if i < extra else 0)
+            out[m].extend(TopicPartition(topic, q) for q in range(p, p + n))
+            p += n
     return out
 
 

@@ -10,7 +10,7 @@ order (ksqlDB's conformance tests need every intermediate update).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .store import KeyValueStore
 
@@ -20,8 +20,17 @@ _DELETED = object()
 class CachingStore(KeyValueStore):
     """A write-back cache over ``inner``."""
 
-    def __init__(self, inner: KeyValueStore, *, max_entries: int = 1_000_000, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        inner: KeyValueStore,
+        *,
+        max_entries: int = 1_000_000,
+        enabled: bool = True,
+        on_flush: Callable[[list[tuple[bytes, bytes | None]]], None] | None = None,
+    ) -> None:
         self.inner = inner
+        #: called with the changes of every flush (the task sends them to the changelog)
+        self.on_flush = on_flush
         self.name = inner.name
         self.max_entries = max_entries
         self.enabled = enabled
@@ -99,13 +108,26 @@ class CachingStore(KeyValueStore):
         """Write the dirty keys to the store in one batch; returns the changes (None = deleted)."""
         if not self.enabled:
             changes, self._log = self._log, []
-            return changes
-        if not self._dirty:
+        elif not self._dirty:
             return []
-        changes = [(k, None if v is _DELETED else v) for k, v in self._dirty.items()]
-        self.inner.put_many(changes)  # type: ignore[arg-type]
-        self._dirty = {}
+        else:
+            changes = [(k, None if v is _DELETED else v) for k, v in self._dirty.items()]
+            self.inner.put_many(changes)  # type: ignore[arg-type]
+            self._dirty = {}
+        if self.on_flush is not None and changes:
+            self.on_flush(changes)
         return changes  # type: ignore[return-value]
+
+    def flush_with_old(self) -> list[tuple[bytes, bytes | None, bytes | None]]:
+        """Like :meth:`flush`, with each key's value as of the previous flush: (key, old, new).
+
+        Cached table operators emit these, so downstream can retract the old value.
+        """
+        if not self.enabled or not self._dirty:
+            return [(k, None, v) for k, v in self.flush()]
+        keys = list(self._dirty)
+        old = self.inner.get_many(keys)
+        return [(k, o, n) for (k, n), o in zip(self.flush(), old)]
 
     def clear(self) -> None:
         self._dirty.clear()

@@ -83,6 +83,23 @@ class WindowStore:
             dropped.append(name)
         return dropped
 
+    def flush_with_old(self) -> list[tuple[bytes, bytes | None, bytes | None]]:
+        """Flush every (caching) segment; (window key, old, new) of each change."""
+        out: list = []
+        for sid in sorted(self._segments):
+            seg = self._segments[sid]
+            if hasattr(seg, "flush_with_old"):
+                out += seg.flush_with_old()
+            else:
+                out += [(k, None, v) for k, v in seg.flush()]
+        return out
+
+    def restore_put(self, wk: bytes, value: bytes | None) -> None:
+        """Apply one changelog record (a window key, as the changelog holds it)."""
+        _k, start = split_window_key(wk)
+        seg = self._segment(self._segment_id(start))
+        getattr(seg, "inner", seg).put(wk, value)  # under the cache: a restored value is not a new change
+
     def segments(self) -> dict[int, KeyValueStore]:
         return self._segments
 

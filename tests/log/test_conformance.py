@@ -10,6 +10,10 @@ import pytest
 from mailroom.errors import RecordTooLargeError, TopicExistsError, UnknownTopicError
 from mailroom.log import OFFSET_BEGINNING, OFFSET_END, Log, TopicPartition, partitions_for
 
+# Record timestamps near now: Kafka deletes records older than the retention (7 days by default)
+# at once, so a timestamp like 1000 (1970) would be gone before it is read.
+T0 = int(time.time() * 1000) // 1000 * 1000
+
 
 def drain(consumer, expect: int | None = None, timeout: float = 20.0, max_records: int = 10_000) -> list:
     """Poll until ``expect`` records came (or, with None, until a poll comes back empty)."""
@@ -58,7 +62,7 @@ def test_order_and_offsets_per_partition(log: Log, topic_name: str) -> None:
     values = [b"%d" % i for i in range(n)]
     with log.producer() as p:
         for start in range(0, n, 5000):  # several batches: order must hold across them too
-            p.send_batch(topic_name, values[start : start + 5000], keys[start : start + 5000], timestamps=1000)
+            p.send_batch(topic_name, values[start : start + 5000], keys[start : start + 5000], timestamps=T0)
         p.flush(30)
     c = log.consumer()
     c.assign([TopicPartition(topic_name, i) for i in range(4)])
@@ -72,7 +76,7 @@ def test_order_and_offsets_per_partition(log: Log, topic_name: str) -> None:
         assert [r.offset for r in recs] == list(range(len(recs))), f"offsets of partition {part} not dense"
         seqs = [int(r.value) for r in recs]
         assert seqs == sorted(seqs), f"partition {part} out of order"
-        assert all(r.timestamp == 1000 for r in recs)
+        assert all(r.timestamp == T0 for r in recs)
     # every key lives in exactly one partition: the one Kafka's partitioner picks
     expect = dict(zip(keys, partitions_for(keys, 4).tolist()))
     assert all(expect[r.key] == r.partition for r in records)
@@ -81,7 +85,7 @@ def test_order_and_offsets_per_partition(log: Log, topic_name: str) -> None:
 def test_poll_respects_max_records_and_returns_columns(log: Log, topic_name: str) -> None:
     log.create_topic(topic_name, partitions=1)
     with log.producer() as p:
-        p.send_batch(topic_name, [b"v%d" % i for i in range(3000)], partition=0, timestamps=7)
+        p.send_batch(topic_name, [b"v%d" % i for i in range(3000)], partition=0, timestamps=T0 + 7)
         p.flush(30)
     c = log.consumer()
     c.assign([TopicPartition(topic_name, 0)])
@@ -103,19 +107,19 @@ def test_poll_respects_max_records_and_returns_columns(log: Log, topic_name: str
 def test_nulls_timestamps_and_headers_round_trip(log: Log, topic_name: str) -> None:
     log.create_topic(topic_name, partitions=1)
     with log.producer() as p:
-        p.send(topic_name, None, b"k", timestamp=123, headers=[("h1", b"a"), ("h2", None)])
-        p.send(topic_name, b"v", None, timestamp=456)
-        p.send_batch(topic_name, [b"x", None], [None, b"kk"], timestamps=[1, 2])
+        p.send(topic_name, None, b"k", timestamp=T0 + 123, headers=[("h1", b"a"), ("h2", None)])
+        p.send(topic_name, b"v", None, timestamp=T0 + 456)
+        p.send_batch(topic_name, [b"x", None], [None, b"kk"], timestamps=[T0 + 1, T0 + 2])
         p.flush(10)
     c = log.consumer()
     c.assign([TopicPartition(topic_name, 0)])
     recs = drain(c, 4)
     c.close()
     assert [(r.key, r.value, r.timestamp) for r in recs] == [
-        (b"k", None, 123),
-        (None, b"v", 456),
-        (None, b"x", 1),
-        (b"kk", None, 2),
+        (b"k", None, T0 + 123),
+        (None, b"v", T0 + 456),
+        (None, b"x", T0 + 1),
+        (b"kk", None, T0 + 2),
     ]
     assert recs[0].headers == [("h1", b"a"), ("h2", None)]
     assert not recs[1].headers

@@ -116,7 +116,9 @@ def test_sigkill_writer_loses_no_acknowledged_record(log_url: str, log: Log, top
     assert acked >= 40_000, "the writer did not get going"
     log2 = open_log(log_url)
     try:
-        log2.producer().send_batch(topic_name, [b"after-restart"], partition=0)  # writing again repairs any torn tail
+        with log2.producer() as p:  # writing again repairs any torn tail
+            p.send_batch(topic_name, [b"after-restart"], partition=0)
+            p.flush(10)
         recs = read_all(log2, topic_name, 3)
     finally:
         log2.close()

@@ -263,8 +263,10 @@ class Consumer(abc.ABC):
 
     @abc.abstractmethod
     def poll(self, max_records: int = 10_000, timeout: float = 1.0) -> list[RecordBatch]:
-        """Up to ``max_records`` records, as one batch per partition; waits up to ``timeout``
-        seconds for the first record, returns [] if none came."""
+        """Up to ``max_records`` records as batches, in offset order within each partition (one
+        batch per partition, or a few when the log holds them as large separate chunks: joining
+        those would only copy); waits up to ``timeout`` seconds for the first record, returns []
+        if none came."""
 
     @abc.abstractmethod
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:

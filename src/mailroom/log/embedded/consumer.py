@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ...errors import InvalidConfigError, LogError
 from ..base import OFFSET_BEGINNING, OFFSET_END, AssignCallback, Consumer, RecordBatch, TopicPartition
 from .groups import Member
-from .reader import OffsetOutOfRange, PartitionReader, concat_frames
+from .reader import OffsetOutOfRange, PartitionReader, concat_frames, group_frames
 
 if TYPE_CHECKING:
     from .log import EmbeddedLog
@@ -20,8 +20,9 @@ _IDLE_SLEEPS = (0.001, 0.002, 0.005, 0.01, 0.02)
 class EmbeddedConsumer(Consumer):
     """Reads the embedded log; joins a group on :meth:`subscribe`."""
 
-    def __init__(self, log: EmbeddedLog, group_id: str | None, auto_offset_reset: str) -> None:
+    def __init__(self, log: EmbeddedLog, group_id: str | None, auto_offset_reset: str, *, check_crcs: bool = True) -> None:
         self._log = log
+        self._check_crcs = check_crcs
         self.group_id = group_id
         self._reset = auto_offset_reset
         self._store = log.group(group_id) if group_id else None
@@ -76,7 +77,7 @@ class EmbeddedConsumer(Consumer):
                 r.close()
 
     def _add(self, tp: TopicPartition) -> None:
-        reader = PartitionReader(self._log.partition(tp))
+        reader = PartitionReader(self._log.partition(tp), check_crcs=self._check_crcs)
         self._readers[tp] = reader
         committed = self._store.committed(tp) if self._store else None
         if committed is not None:
@@ -163,9 +164,10 @@ class EmbeddedConsumer(Consumer):
                 continue
             if not frames:
                 continue
-            offsets, ts, keys, values, headers = concat_frames(frames)
-            out.append(RecordBatch(tp.topic, tp.partition, offsets, ts, keys, values, headers))
-            budget -= len(offsets)
+            for run in group_frames(frames):  # big frames go out as they are: no copy
+                offsets, ts, keys, values, headers = concat_frames(run)
+                out.append(RecordBatch(tp.topic, tp.partition, offsets, ts, keys, values, headers))
+                budget -= len(offsets)
         return out
 
     # -- offsets --------------------------------------------------------------------------------

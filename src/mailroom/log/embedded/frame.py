@@ -4,7 +4,8 @@ A frame holds one producer call's records for one partition, laid out as columns
 writing and reading touch each record only inside C code (numpy / Arrow / crc32c):
 
     header   48 bytes, little-endian:
-             magic b"MRB1" | length u32 (whole frame) | crc32c u32 (of bytes 12..length)
+             magic b"MRB1" | length u32 (whole frame) | crc32c u32 (of bytes 12..16 and 24..length:
+             everything but the base offset, as in Kafka, so assigning offsets needs no new CRC)
              | flags u16 | reserved u16 | base_offset i64 | count u32 | last_delta u32
              | max_timestamp i64 | txn_id i64
     body     timestamps      i64[count]
@@ -89,8 +90,10 @@ def _pad8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _column(items: Sequence[bytes | None], null_flag: int) -> tuple[list[bytes], int]:
+def _column(items: Sequence[bytes | None] | pa.Array, null_flag: int) -> tuple[list, int]:
     """Offsets, validity and data buffers of one binary column, and the flag bits it needs."""
+    if isinstance(items, pa.Array):
+        return _arrow_column(items, null_flag)
     n = len(items)
     nulls = None in items
     flags = 0
@@ -109,6 +112,23 @@ def _column(items: Sequence[bytes | None], null_flag: int) -> tuple[list[bytes],
         bitmap = np.packbits(valid, bitorder="little").tobytes()
         parts.append(bitmap + b"\0" * (_pad8(len(bitmap)) - len(bitmap)))
     parts.append(b"".join(items))
+    return parts, flags
+
+
+def _arrow_column(arr: pa.Array, null_flag: int) -> tuple[list, int]:
+    """The same buffers taken straight from an Arrow binary array (no per-record work)."""
+    n = len(arr)
+    validity, obuf, dbuf = arr.buffers()
+    offsets = np.frombuffer(obuf, dtype="<i4", count=n + 1, offset=4 * arr.offset)
+    first, last = int(offsets[0]), int(offsets[-1])
+    parts: list = [(offsets - first if first else offsets).tobytes()]
+    flags = 0
+    if arr.null_count:
+        flags |= null_flag
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        bitmap = np.packbits(valid, bitorder="little").tobytes()
+        parts.append(bitmap + b"\0" * (_pad8(len(bitmap)) - len(bitmap)))
+    parts.append(memoryview(dbuf)[first:last] if dbuf is not None else b"")
     return parts, flags
 
 
@@ -155,21 +175,27 @@ def encode(
     max_ts = int(ts.max()) if count else -1
     last_delta = int(offset_deltas[-1]) if offset_deltas is not None and count else max(count - 1, 0)
     head = HEADER.pack(MAGIC, length, 0, flags, 0, base_offset, count, last_delta, max_ts, txn_id)
-    crc = crc32c.crc32c(head[12:])
+    return reseal([head, *body])
+
+
+def _crc(head: bytes | memoryview, body: Sequence[bytes | memoryview]) -> int:
+    crc = crc32c.crc32c(head[24:HEADER_SIZE], crc32c.crc32c(head[12:16]))
     for b in body:
         crc = crc32c.crc32c(b, crc)
-    head = head[:8] + struct.pack("<I", crc) + head[12:]
-    return [head, *body]
+    return crc
+
+
+def reseal(frame: list[bytes]) -> list[bytes]:
+    """The frame with its CRC computed anew (after a change to a covered header field)."""
+    head = bytearray(frame[0][:HEADER_SIZE])
+    struct.pack_into("<I", head, 8, _crc(head, [frame[0][HEADER_SIZE:], *frame[1:]]))
+    return [bytes(head), *frame[1:]]
 
 
 def with_base_offset(frame: list[bytes], base_offset: int) -> list[bytes]:
-    """The same frame renumbered to start at ``base_offset`` (fixes the header and its CRC)."""
+    """The same frame renumbered to start at ``base_offset`` (the CRC does not cover it)."""
     head = bytearray(frame[0])
     struct.pack_into("<q", head, 16, base_offset)
-    crc = crc32c.crc32c(bytes(head[12:]))
-    for b in frame[1:]:
-        crc = crc32c.crc32c(b, crc)
-    struct.pack_into("<I", head, 8, crc)
     return [bytes(head), *frame[1:]]
 
 
@@ -178,7 +204,8 @@ def verify(buf: bytes | memoryview, pos: int, header: FrameHeader) -> None:
     end = pos + header.length
     if end > len(buf):
         raise FrameError("frame cut short", incomplete=True)
-    if crc32c.crc32c(memoryview(buf)[pos + 12 : end]) != header.crc:
+    mv = memoryview(buf)
+    if crc32c.crc32c(mv[pos + 24 : end], crc32c.crc32c(mv[pos + 12 : pos + 16])) != header.crc:
         raise FrameError("CRC mismatch")
 
 

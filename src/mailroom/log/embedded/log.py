@@ -208,7 +208,8 @@ class EmbeddedLog(Log):
 
         if auto_offset_reset not in ("earliest", "latest", "error"):
             raise InvalidConfigError(f"auto_offset_reset must be 'earliest', 'latest' or 'error', not '{auto_offset_reset}'")
-        return EmbeddedConsumer(self, group_id, auto_offset_reset)
+        check = config.get("check_crcs", config.get("check.crcs", True))
+        return EmbeddedConsumer(self, group_id, auto_offset_reset, check_crcs=str(check).lower() not in ("false", "0"))
 
     def maintain(self) -> None:
         """Apply retention and compaction to every topic now."""

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 
 from ...errors import InvalidRecordError, RecordTooLargeError, TransactionError
 from ..base import Consumer, Headers, Producer, TopicPartition
@@ -17,6 +18,20 @@ from .transactions import TransactionCoordinator
 
 if TYPE_CHECKING:
     from .log import EmbeddedLog
+
+
+def _arrow(col: Sequence[bytes | None] | pa.Array) -> pa.Array:
+    """A column of bytes as an Arrow binary array (one C pass; Arrow input is kept)."""
+    if isinstance(col, pa.Array):
+        return col if col.type == pa.binary() else col.cast(pa.binary())
+    return pa.array(col, type=pa.binary())
+
+
+def _max_len(arr: pa.Array) -> int:
+    if len(arr) == 0 or arr.null_count == len(arr):
+        return 0
+    offsets = np.frombuffer(arr.buffers()[1], dtype="<i4", count=len(arr) + 1, offset=4 * arr.offset)
+    return int(np.diff(offsets).max())
 
 
 def _take(seq: Sequence, idx: np.ndarray) -> list:
@@ -66,53 +81,94 @@ class EmbeddedProducer(Producer):
             raise ValueError(f"{len(keys)} keys for {n} values")
         if timestamps is None:
             ts = np.full(n, int(time.time() * 1000), dtype=np.int64)
-        elif isinstance(timestamps, int):
+        elif isinstance(timestamps, (int, np.integer)):
             ts = np.full(n, timestamps, dtype=np.int64)
         else:
             ts = np.asarray(timestamps, dtype=np.int64)
-        self._check(t, values, keys)
+        # columns as Arrow arrays: lengths, limits, hashing and the split by partition all run in C
+        karr = None if keys is None else _arrow(keys)
+        if partition is None and partitions is None and nparts > 1 and karr is not None and karr.null_count < n:
+            self._send_keyed(t, topic, nparts, values, karr, ts, headers)
+            return
+        vals = _arrow(values)
+        self._check(t, vals, karr)
         if partition is not None:
             if not 0 <= partition < nparts:
                 self._log.partition(TopicPartition(topic, partition))  # raises with a clear message
-            self._write(TopicPartition(topic, partition), ts, values, keys, headers)
+            self._write(TopicPartition(topic, partition), ts, vals, karr, headers)
             return
         if partitions is not None:
             parts = np.asarray(partitions, dtype=np.int32)
         elif nparts == 1:
-            self._write(TopicPartition(topic, 0), ts, values, keys, headers)
+            self._write(TopicPartition(topic, 0), ts, vals, karr, headers)
             return
-        elif keys is None:
-            self._write(TopicPartition(topic, next(self._sticky) % nparts), ts, values, keys, headers)
+        elif karr is None or karr.null_count == n:
+            self._write(TopicPartition(topic, next(self._sticky) % nparts), ts, vals, karr, headers)
             return
-        elif None in keys:  # unkeyed records of a batch stick to one partition, as Kafka's do
+        elif karr.null_count:  # unkeyed records of a batch stick to one partition, as Kafka's do
             sticky = next(self._sticky) % nparts
             parts = np.full(n, sticky, dtype=np.int32)
-            keyed = np.fromiter((k is not None for k in keys), dtype=bool, count=n)
-            idx = np.nonzero(keyed)[0]
-            if len(idx):
-                parts[idx] = partitions_for(_take(keys, idx), nparts)
+            idx = np.nonzero(karr.is_valid().to_numpy(zero_copy_only=False))[0]
+            parts[idx] = partitions_for(karr.take(idx), nparts)
         else:
-            parts = partitions_for(keys, nparts)
-        if (parts < 0).any() or (parts >= nparts).any():
+            parts = partitions_for(karr, nparts)
+        if len(parts) != n or (parts < 0).any() or (parts >= nparts).any():
             raise ValueError(f"partition out of range for topic '{topic}' ({nparts} partitions)")
-        for p in np.unique(parts).tolist():
-            idx = np.nonzero(parts == p)[0]
+        order = np.argsort(parts, kind="stable")  # one take per column, then contiguous slices
+        sorted_parts = parts[order]
+        bounds = np.flatnonzero(np.diff(sorted_parts)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [n]))
+        order_pa = pa.array(order)
+        vals_s = vals.take(order_pa)
+        keys_s = None if karr is None else karr.take(order_pa)
+        ts_s = ts[order]
+        for a, b in zip(starts.tolist(), ends.tolist()):
             self._write(
-                TopicPartition(topic, p),
-                ts[idx],
-                _take(values, idx),
-                None if keys is None else _take(keys, idx),
-                None if headers is None else _take(headers, idx),
+                TopicPartition(topic, int(sorted_parts[a])),
+                ts_s[a:b],
+                vals_s.slice(a, b - a),
+                None if keys_s is None else keys_s.slice(a, b - a),
+                None if headers is None else _take(headers, order[a:b]),
             )
 
-    def _check(self, t, values, keys) -> None:
+    def _send_keyed(self, t, topic: str, nparts: int, values, karr: pa.Array, ts: np.ndarray, headers) -> None:
+        """The common case, keyed records over several partitions: order the records by
+        partition first, so each column is built once, already split (no gather afterwards)."""
+        n = len(karr)
+        if karr.null_count:  # unkeyed records of a batch stick to one partition, as Kafka's do
+            parts = np.full(n, next(self._sticky) % nparts, dtype=np.int32)
+            idx = np.nonzero(karr.is_valid().to_numpy(zero_copy_only=False))[0]
+            parts[idx] = partitions_for(karr.take(idx), nparts)
+        else:
+            parts = partitions_for(karr, nparts)
+        order = np.argsort(parts, kind="stable")
+        sorted_parts = parts[order]
+        order_pa = pa.array(order)
+        vals = _arrow(values).take(order_pa)  # (building the array first, then one take, is fastest)
+        keys_s = karr.take(order_pa)
+        self._check(t, vals, keys_s)
+        bounds = np.flatnonzero(np.diff(sorted_parts)) + 1
+        starts = [0, *bounds.tolist()]
+        ends = [*bounds.tolist(), n]
+        ts_s = ts[order]
+        for a, b in zip(starts, ends):
+            self._write(
+                TopicPartition(topic, int(sorted_parts[a])),
+                ts_s[a:b],
+                vals.slice(a, b - a),
+                keys_s.slice(a, b - a),
+                None if headers is None else _take(headers, order[a:b]),
+            )
+
+    def _check(self, t, values: pa.Array, keys: pa.Array | None) -> None:
         limit = t.settings.max_message_bytes
-        biggest = max(map(len, filter(None, values)), default=0)
+        biggest = _max_len(values)
         if keys is not None:
-            biggest += max(map(len, filter(None, keys)), default=0)
+            biggest += _max_len(keys)
         if biggest > limit:
             raise RecordTooLargeError(t.spec.name, biggest, limit)
-        if t.settings.compact and (keys is None or None in keys):
+        if t.settings.compact and (keys is None or keys.null_count):
             raise InvalidRecordError(
                 f"topic '{t.spec.name}' is compacted (cleanup.policy=compact): every record needs a key"
             )

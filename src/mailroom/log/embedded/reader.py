@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ from .partition import PartitionLog
 from .segment import index_floor, read_index
 
 READ_CHUNK = 4 * 1024 * 1024
+POOL_BUFFERS = 4
 
 
 class OffsetOutOfRange(Exception):
@@ -29,8 +31,14 @@ class OffsetOutOfRange(Exception):
 class PartitionReader:
     """A cursor over one partition."""
 
-    def __init__(self, plog: PartitionLog) -> None:
+    def __init__(self, plog: PartitionLog, check_crcs: bool = True) -> None:
         self.plog = plog
+        #: verify each frame's CRC as it is read (a frame still being written is told apart by
+        #: its length alone; the CRC catches damage on disk)
+        self.check_crcs = check_crcs
+        self._cbuf: memoryview | None = None
+        self._pool: list[bytearray] = []
+        self._cstart = 0
         self._fd = -1
         self._base = -1
         self._pos = 0
@@ -43,6 +51,7 @@ class PartitionReader:
 
     def _open(self, base: int) -> None:
         self.close()
+        self._cbuf = None
         self._fd = os.open(self.plog.segment_path(base), os.O_RDONLY)
         self._base = base
         self._pos = 0
@@ -94,7 +103,10 @@ class PartitionReader:
                 if not self._advance_segment(size):
                     break
                 continue
-            buf = os.pread(self._fd, min(size - self._pos, max(max_bytes, fr.HEADER_SIZE)), self._pos)
+            buf = self._cached(size)
+            if buf is None:
+                buf = self._pread(min(size - self._pos, max(max_bytes, fr.HEADER_SIZE)))
+                self._cbuf, self._cstart = buf, self._pos
             p = 0
             progressed = False
             while p < len(buf) and n < max_records:
@@ -113,7 +125,8 @@ class PartitionReader:
                         return out  # still being written (or torn, until a writer repairs it)
                     buf = os.pread(self._fd, head.length, self._pos)
                 try:
-                    fr.verify(buf, p, head)
+                    if self.check_crcs:
+                        fr.verify(buf, p, head)
                 except fr.FrameError as e:
                     raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
                 if head.last_offset < self.next_offset:
@@ -137,6 +150,46 @@ class PartitionReader:
             if not progressed:
                 break
         return out
+
+    def _pread(self, length: int) -> memoryview:
+        """``length`` bytes at the position, into a pooled buffer no batch refers to any more.
+
+        Reusing buffers keeps reads off fresh memory (new pages cost a fault and zeroing each);
+        a buffer is free again once nothing (an Arrow array, a numpy view) holds a reference.
+        """
+        if length > READ_CHUNK:
+            return memoryview(os.pread(self._fd, length, self._pos))
+        self._cbuf = None  # our own reference to the last buffer does not count
+        for b in self._pool:
+            if sys.getrefcount(b) <= 3:  # the pool's list, the loop variable, getrefcount's argument
+                break
+        else:
+            b = bytearray(READ_CHUNK)
+            if len(self._pool) < POOL_BUFFERS:
+                self._pool.append(b)
+        n = os.preadv(self._fd, [b], self._pos) if length == READ_CHUNK else os.preadv(self._fd, [memoryview(b)[:length]], self._pos)
+        return memoryview(b)[:n]
+
+    def _cached(self, size: int) -> memoryview | None:
+        """The rest of the last chunk read, if it still holds a whole frame at the position
+        (a poll takes fewer records than a chunk holds: the next one goes on from memory)."""
+        cbuf = self._cbuf
+        if cbuf is None:
+            return None
+        start = self._pos - self._cstart
+        if start < 0 or start + fr.HEADER_SIZE > len(cbuf):
+            self._cbuf = None
+            return None
+        mv = memoryview(cbuf)[start:]
+        try:
+            head = fr.parse_header(mv)
+        except fr.FrameError:
+            self._cbuf = None
+            return None
+        if head.length > len(mv):
+            self._cbuf = None
+            return None
+        return mv
 
     def _advance_segment(self, size: int) -> bool:
         """At the end of the current segment: move to the next one if it exists."""
@@ -164,6 +217,28 @@ def _slice(dec: fr.DecodedFrame, lo: int, hi: int) -> fr.DecodedFrame:
         dec.values.slice(lo, hi - lo),
         dec.headers[lo:hi] if dec.headers else None,
     )
+
+
+#: Frames with at least this many records are served as batches of their own (zero-copy);
+#: smaller ones are joined so that consumers do not get a storm of tiny batches.
+OWN_BATCH_RECORDS = 1024
+
+
+def group_frames(frames: list[fr.DecodedFrame]) -> list[list[fr.DecodedFrame]]:
+    """Consecutive frames of one partition, grouped into the batches to serve them as."""
+    runs: list[list[fr.DecodedFrame]] = []
+    small: list[fr.DecodedFrame] = []
+    for f in frames:
+        if len(f.offsets) >= OWN_BATCH_RECORDS:
+            if small:
+                runs.append(small)
+                small = []
+            runs.append([f])
+        else:
+            small.append(f)
+    if small:
+        runs.append(small)
+    return runs
 
 
 def concat_frames(frames: list[fr.DecodedFrame]) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array, list | None]:

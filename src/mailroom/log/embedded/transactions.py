@@ -186,7 +186,7 @@ def _with_txn(blob: bytes, txn: int) -> list[bytes]:
     """The journal's frame bytes, tagged with the transaction id."""
     head = bytearray(blob[: fr.HEADER_SIZE])
     struct.pack_into("<q", head, 40, txn)
-    return fr.with_base_offset([bytes(head), blob[fr.HEADER_SIZE :]], 0)  # recomputes the CRC
+    return fr.reseal([bytes(head), blob[fr.HEADER_SIZE :]])
 
 
 def _frame_at(plog, seg: int, pos: int, txn: int) -> bool:

@@ -1,0 +1,275 @@
+"""Log throughput: mailroom's embedded log and its Kafka backend, each beside its raw limit.
+
+    make bench-log                                   # or:
+    .venv/bin/python bench/log_bench.py --records 1000000 [--no-kafka] [--repeat 3]
+
+Four pairs are measured in the same run, with the same records (200-byte JSON values, short
+keys, batches of 10k):
+
+- embedded produce / consume  vs  raw append / read of the same bytes to one local file
+  (consume twice: with each frame's CRC verified, the default, and with check_crcs=False; the
+  raw read verifies nothing, so the second is the like-for-like figure)
+- Kafka produce / consume (through mailroom's Log interface)  vs  a raw confluent-kafka loop
+  with the same client settings
+
+Each figure is the best of ``--repeat`` rounds in which mailroom and its raw peer alternate
+(these machines are noisy); the ratios are what to compare across machines. Prints a table and writes bench/results/log.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.conftest.LocalKafka (starts a broker when none is given)
+
+from mailroom.log import TopicPartition, open_log  # noqa: E402
+
+BATCH = 10_000
+PARTITIONS = 4
+
+
+def make_records(n: int) -> tuple[list[bytes], list[bytes]]:
+    """n JSON email events of exactly 200 bytes each, keyed by message id."""
+    values, keys = [], []
+    for i in range(n):
+        v = orjson.dumps({"id": f"m{i:09d}", "type": "delivered", "mta": "mta-%02d" % (i % 16),
+                          "domain": "example-%d.com" % (i % 500), "ts": 1_700_000_000_000 + i})
+        values.append(v + b" " * (200 - len(v)) if len(v) < 200 else v[:200])
+        keys.append(b"m%09d" % i)
+    return values, keys
+
+
+def timed(fn: Callable[[], int]) -> float:
+    """Records per second of one run of fn (which returns how many records it moved)."""
+    t = time.perf_counter()
+    moved = fn()
+    return moved / (time.perf_counter() - t)
+
+
+def rounds(steps: dict[str, Callable[[], int]], repeat: int, cleanup: Callable[[], None] | None = None) -> dict[str, float]:
+    """Run the steps in turn, ``repeat`` rounds, and keep each step's best rate.
+
+    Mailroom's steps and their raw peers alternate within every round, so a noisy neighbour or
+    the kernel's writeback slows both alike rather than one of them.
+    """
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        for name, fn in steps.items():
+            best[name] = max(best.get(name, 0.0), timed(fn))
+        if cleanup:
+            cleanup()
+    return best
+
+
+# -- embedded ---------------------------------------------------------------------------------
+def embedded_pair(values, keys, repeat, workdir: Path) -> dict[str, float]:
+    n = len(values)
+    batches = [(values[i : i + BATCH], keys[i : i + BATCH]) for i in range(0, n, BATCH)]
+    log = open_log(f"embedded:{workdir / 'log'}")
+
+    def produce() -> int:
+        topic = f"bench-{uuid.uuid4().hex[:6]}"
+        log.create_topic(topic, PARTITIONS)
+        produce.topic = topic
+        p = log.producer()
+        for vs, ks in batches:
+            p.send_batch(topic, vs, ks)
+        p.flush()
+        p.close()
+        return n
+
+    def consume(check_crcs: bool = True) -> int:
+        c = log.consumer(check_crcs=check_crcs)
+        c.assign([TopicPartition(produce.topic, i) for i in range(PARTITIONS)])
+        got = 0
+        while got < n:
+            for b in c.poll(BATCH, timeout=1.0):
+                got += len(b.value_array)  # the values, as one Arrow column
+        c.close()
+        return got
+
+    def raw_append() -> int:
+        path = workdir / f"raw-{uuid.uuid4().hex[:6]}"
+        raw_append.path = path
+        with open(path, "wb") as f:
+            for vs, ks in batches:
+                f.write(b"".join(ks))
+                f.write(b"".join(vs))
+        return n
+
+    def raw_read() -> int:
+        size = BATCH * (200 + 10)
+        got = 0
+        with open(raw_append.path, "rb") as f:
+            while chunk := f.read(size):
+                got += len(chunk) // 210
+        return got
+
+    def cleanup() -> None:  # keep the dirty page cache small: each round starts alike
+        log.delete_topic(produce.topic)
+        raw_append.path.unlink()
+
+    out = rounds({
+        "embedded_produce": produce,
+        "raw_file_append": raw_append,
+        "embedded_consume": consume,
+        "embedded_consume_no_crc": lambda: consume(check_crcs=False),
+        "raw_file_read": raw_read,
+    }, repeat, cleanup)
+    log.close()
+    return out
+
+
+# -- Kafka ------------------------------------------------------------------------------------
+def kafka_pair(values, keys, repeat, bootstrap: str) -> dict[str, float]:
+    from confluent_kafka import Consumer as RdConsumer
+    from confluent_kafka import Producer as RdProducer
+    from confluent_kafka import TopicPartition as RdTP
+
+    from mailroom.log.kafka.consumer import DEFAULTS as CONSUMER_DEFAULTS
+    from mailroom.log.kafka.producer import DEFAULTS as PRODUCER_DEFAULTS
+
+    n = len(values)
+    log = open_log(f"kafka://{bootstrap}")
+    topics = []
+
+    def new_topic() -> str:
+        t = f"bench-{uuid.uuid4().hex[:6]}"
+        log.create_topic(t, PARTITIONS)
+        topics.append(t)
+        return t
+
+    def produce() -> int:
+        topic = new_topic()
+        p = log.producer()
+        for i in range(0, n, BATCH):
+            p.send_batch(topic, values[i : i + BATCH], keys[i : i + BATCH])
+        p.flush(120)
+        p.close()
+        return n
+
+    def raw_produce() -> int:
+        topic = new_topic()
+        cfg = {k: v for k, v in PRODUCER_DEFAULTS.items()}
+        p = RdProducer({**cfg, "bootstrap.servers": bootstrap})
+        for i in range(n):
+            while True:
+                try:
+                    p.produce(topic, values[i], keys[i])
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.flush(120)
+        return n
+
+    def consume() -> int:
+        c = log.consumer()
+        c.assign([TopicPartition(topics[0], i) for i in range(PARTITIONS)])
+        got = 0
+        while got < n:
+            for b in c.poll(BATCH, timeout=1.0):
+                got += len(b.value_array)
+        c.close()
+        return got
+
+    def raw_consume() -> int:
+        cfg = {k: v for k, v in CONSUMER_DEFAULTS.items() if k != "partition.assignment.strategy"}
+        c = RdConsumer({**cfg, "bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}"})
+        c.assign([RdTP(topics[0], i, -2) for i in range(PARTITIONS)])
+        got = 0
+        while got < n:
+            msgs = c.consume(BATCH, 1.0)
+            vals = [m.value() for m in msgs if m.error() is None]
+            got += len(vals)
+        c.close()
+        return got
+
+    def cleanup() -> None:
+        for t in topics:
+            log.delete_topic(t)
+        topics.clear()
+
+    out = rounds({
+        "kafka_produce": produce,
+        "raw_kafka_produce": raw_produce,
+        "kafka_consume": consume,
+        "raw_kafka_consume": raw_consume,
+    }, repeat, cleanup)
+    log.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000, help="records per run (default 1M)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts (default 3)")
+    ap.add_argument("--no-kafka", action="store_true", help="embedded log only")
+    ap.add_argument("--bootstrap", default=os.environ.get("MAILROOM_KAFKA_BOOTSTRAP"),
+                    help="a running Kafka (default: start one with scripts/kafka-local)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "log.json"))
+    args = ap.parse_args()
+    console = Console()
+    values, keys = make_records(args.records)
+    mb = sum(map(len, values)) / args.records / 1e6  # MB per record (values only)
+    figures: dict[str, float] = {}
+    cluster = None
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("embedded log", total=None)
+        with tempfile.TemporaryDirectory(prefix="mailroom-bench-") as d:
+            figures.update(embedded_pair(values, keys, args.repeat, Path(d)))
+        if not args.no_kafka:
+            progress.update(task, description="Kafka")
+            bootstrap = args.bootstrap
+            if not bootstrap:
+                from tests.conftest import LocalKafka
+
+                cluster = LocalKafka(Path(tempfile.mkdtemp(prefix="mailroom-bench-kafka-")))
+                bootstrap = cluster.start()
+            try:
+                figures.update(kafka_pair(values, keys, args.repeat, bootstrap))
+            finally:
+                if cluster:
+                    cluster.stop()
+    pairs = [("embedded produce", "embedded_produce", "raw_file_append"),
+             ("embedded consume", "embedded_consume", "raw_file_read"),
+             ("embedded consume, check_crcs off", "embedded_consume_no_crc", "raw_file_read")]
+    if not args.no_kafka:
+        pairs += [("kafka produce", "kafka_produce", "raw_kafka_produce"),
+                  ("kafka consume", "kafka_consume", "raw_kafka_consume")]
+    table = Table(title=f"log throughput: {args.records:,} records of 200 B, batches of {BATCH:,}, best of {args.repeat}")
+    for col in ("operation", "mailroom rec/s", "MB/s", "raw limit rec/s", "raw MB/s", "ratio"):
+        table.add_column(col, justify="right" if col != "operation" else "left")
+    rows = []
+    for name, ours, raw in pairs:
+        ratio = figures[ours] / figures[raw]
+        rows.append({"operation": name, "records_per_s": round(figures[ours]), "mb_per_s": round(figures[ours] * mb, 1),
+                     "raw_records_per_s": round(figures[raw]), "raw_mb_per_s": round(figures[raw] * mb, 1),
+                     "ratio": round(ratio, 3)})
+        table.add_row(name, f"{figures[ours]:,.0f}", f"{figures[ours] * mb:,.1f}", f"{figures[raw]:,.0f}",
+                      f"{figures[raw] * mb:,.1f}", f"{ratio:.0%}")
+    console.print(table)
+    result = {"bench": "log", "records": args.records, "value_bytes": 200, "batch": BATCH, "repeat": args.repeat,
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Value coercion shared by the formats (internal).
+
+:func:`coerce` turns a decoded value (from JSON, a CSV field, Avro, or the caller) into the
+Python value of a :class:`SqlType`, the way ksqlDB's deserializers do: numbers from numeric
+strings, strings from any scalar, ... It raises :class:`CoercionError` (a ValueError) with a
+reason; the serdes wrap it in a :class:`~mailroom.errors.SerdeError` with the record's position.
+
+:func:`to_wire` turns a Python value into what ksqlDB puts on the wire for text formats:
+TIMESTAMP as epoch milliseconds, DATE as epoch days, TIME as milliseconds of the day, BYTES as
+base64, DECIMAL as a number.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import math
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from .types import SqlType
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+EPOCH = dt.datetime(1970, 1, 1)
+EPOCH_DATE = dt.date(1970, 1, 1)
+MS_PER_DAY = 86_400_000
+
+
+class CoercionError(ValueError):
+    """A value does not fit a SQL type; the message is the reason."""
+
+
+def _desc(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _fail(value: Any, t: SqlType, path: str) -> CoercionError:
+    where = f"field {path}: " if path else ""
+    return CoercionError(f"{where}cannot convert {_desc(value)} to {t}")
+
+
+def coerce(value: Any, t: SqlType, path: str = "") -> Any:
+    """``value`` as the Python value of ``t`` (None stays None); CoercionError if it cannot be."""
+    if value is None:
+        return None
+    fn = _COERCERS[t.base]
+    return fn(value, t, path)
+
+
+def _boolean(v: Any, t: SqlType, path: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("true", "false"):
+            return low == "true"
+    raise _fail(v, t, path)
+
+
+def _integer(v: Any, t: SqlType, path: str) -> int:
+    lo, hi = (INT_MIN, INT_MAX) if t.base == "INT" else (BIGINT_MIN, BIGINT_MAX)
+    if isinstance(v, bool):
+        raise _fail(v, t, path)
+    if isinstance(v, int):
+        out = v
+    elif isinstance(v, float | Decimal):
+        if not math.isfinite(v):
+            raise _fail(v, t, path)
+        out = int(v)  # truncates toward zero, like Java's intValue()/longValue()
+    elif isinstance(v, str):
+        try:
+            out = int(v.strip())
+        except ValueError:
+            raise _fail(v, t, path) from None
+    else:
+        raise _fail(v, t, path)
+    if not lo <= out <= hi:
+        where = f"field {path}: " if path else ""
+        raise CoercionError(f"{where}{out} is out of range for {t}")
+    return out
+
+
+def _double(v: Any, t: SqlType, path: str) -> float:
+    if isinstance(v, bool):
+        raise _fail(v, t, path)
+    if isinstance(v, int | float | Decimal):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v.strip())
+        except ValueError:
+            raise _fail(v, t, path) from None
+    raise _fail(v, t, path)
+
+
+def _string(v: Any, t: SqlType, path: str) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float | Decimal):
+        return str(v)
+    if isinstance(v, dict | list):
+        try:
+            return orjson.dumps(v, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+        except TypeError:
+            raise _fail(v, t, path) from None
+    raise _fail(v, t, path)
+
+
+def _decimal(v: Any, t: SqlType, path: str) -> Decimal:
+    if isinstance(v, bool):
+        raise _fail(v, t, path)
+    try:
+        if isinstance(v, Decimal):
+            d = v
+        elif isinstance(v, int):
+            d = Decimal(v)
+        elif isinstance(v, float):
+            d = Decimal(repr(v))
+        elif isinstance(v, str):
+            d = Decimal(v.strip())
+        else:
+            raise _fail(v, t, path)
+        if not d.is_finite():
+            raise _fail(v, t, path)
+        q = d.quantize(Decimal(1).scaleb(-t.scale), rounding=ROUND_HALF_UP)  # type: ignore[arg-type]
+    except InvalidOperation:
+        raise _fail(v, t, path) from None
+    if len(q.as_tuple().digits) > t.precision and q != 0:  # type: ignore[operator]
+        where = f"field {path}: " if path else ""
+        raise CoercionError(f"{where}{d} does not fit {t}")
+    return q
+
+
+def _bytes(v: Any, t: SqlType, path: str) -> bytes:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v)
+    if isinstance(v, str):
+        try:
+            return base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError):
+            where = f"field {path}: " if path else ""
+            raise CoercionError(f"{where}not valid base64 for BYTES: {_desc(v)}") from None
+    raise _fail(v, t, path)
+
+
+def _int_of(v: Any) -> int | None:
+    """An integral value from an int or a string of digits, else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        s = v.strip()
+        if s.lstrip("-").isdigit():
+            return int(s)
+    return None
+
+
+def _timestamp(v: Any, t: SqlType, path: str) -> dt.datetime:
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return v
+    n = _int_of(v)
+    try:
+        if n is not None:
+            return EPOCH + dt.timedelta(milliseconds=n)
+        if isinstance(v, str):
+            return _timestamp(dt.datetime.fromisoformat(v.strip()), t, path)
+    except (ValueError, OverflowError):
+        pass
+    raise _fail(v, t, path)
+
+
+def _date(v: Any, t: SqlType, path: str) -> dt.date:
+    if isinstance(v, dt.datetime):
+        raise _fail(v, t, path)
+    if isinstance(v, dt.date):
+        return v
+    n = _int_of(v)
+    try:
+        if n is not None:
+            return EPOCH_DATE + dt.timedelta(days=n)
+        if isinstance(v, str):
+            return dt.date.fromisoformat(v.strip())
+    except (ValueError, OverflowError):
+        pass
+    raise _fail(v, t, path)
+
+
+def _time(v: Any, t: SqlType, path: str) -> dt.time:
+    if isinstance(v, dt.time):
+        return v.replace(microsecond=v.microsecond // 1000 * 1000)
+    n = _int_of(v)
+    try:
+        if n is not None:
+            if not 0 <= n < MS_PER_DAY:
+                raise ValueError
+            return (EPOCH + dt.timedelta(milliseconds=n)).time()
+        if isinstance(v, str):
+            return _time(dt.time.fromisoformat(v.strip()), t, path)
+    except ValueError:
+        pass
+    raise _fail(v, t, path)
+
+
+def _array(v: Any, t: SqlType, path: str) -> list[Any]:
+    if not isinstance(v, list | tuple):
+        raise _fail(v, t, path)
+    el = t.element
+    return [coerce(x, el, f"{path}[{i}]") for i, x in enumerate(v)]  # type: ignore[arg-type]
+
+
+def _map(v: Any, t: SqlType, path: str) -> dict[str, Any]:
+    if isinstance(v, list):  # Arrow gives maps as lists of (key, value) pairs
+        try:
+            v = dict(v)
+        except (TypeError, ValueError):
+            raise _fail(v, t, path) from None
+    if not isinstance(v, dict):
+        raise _fail(v, t, path)
+    el = t.element
+    out = {}
+    for k, x in v.items():
+        if not isinstance(k, str):
+            raise CoercionError(f"field {path}: MAP key {_desc(k)} is not a STRING")
+        out[k] = coerce(x, el, f"{path}[{k!r}]")  # type: ignore[arg-type]
+    return out
+
+
+def _struct(v: Any, t: SqlType, path: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise _fail(v, t, path)
+    return coerce_fields(v, t.fields, path)
+
+
+def coerce_fields(obj: dict[str, Any], columns: Any, path: str = "") -> dict[str, Any]:
+    """The fields of ``obj`` matched to ``columns`` the ksqlDB way: by exact name first, then by
+    the upper-cased key (so JSON field ``name`` fills column ``NAME``). A field that is present
+    but null does not hide a case variant with a value. Missing fields are None."""
+    out: dict[str, Any] = {}
+    upper: dict[str, Any] | None = None
+    for c in columns:
+        name = c.name
+        raw = obj.get(name)
+        if raw is None:
+            if upper is None:
+                upper = {}
+                for k, x in obj.items():
+                    if x is not None and isinstance(k, str):
+                        upper.setdefault(k.upper(), x)
+            raw = upper.get(name.upper())
+        out[name] = coerce(raw, c.type, f"{path}.{name}" if path else name)
+    return out
+
+
+_COERCERS = {
+    "BOOLEAN": _boolean,
+    "INT": _integer,
+    "BIGINT": _integer,
+    "DOUBLE": _double,
+    "STRING": _string,
+    "DECIMAL": _decimal,
+    "BYTES": _bytes,
+    "TIMESTAMP": _timestamp,
+    "DATE": _date,
+    "TIME": _time,
+    "ARRAY": _array,
+    "MAP": _map,
+    "STRUCT": _struct,
+}
+
+
+# --- to the wire ----------------------------------------------------------------------------
+
+
+def timestamp_ms(v: dt.datetime) -> int:
+    """Epoch milliseconds of a datetime (naive = UTC)."""
+    if v.tzinfo is not None:
+        v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    delta = v - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def json_default(v: Any) -> Any:
+    """orjson ``default`` hook: the ksqlDB JSON encoding of non-JSON Python values."""
+    if isinstance(v, Decimal):
+        return orjson.Fragment(format(v, "f"))
+    if isinstance(v, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(v)).decode()
+    if isinstance(v, dt.datetime):
+        return timestamp_ms(v)
+    if isinstance(v, dt.date):
+        return (v - EPOCH_DATE).days
+    if isinstance(v, dt.time):
+        return ((v.hour * 60 + v.minute) * 60 + v.second) * 1000 + v.microsecond // 1000
+    if isinstance(v, tuple):
+        return list(v)
+    raise TypeError(f"{type(v).__name__} is not serializable")
+
+
+def to_text(v: Any) -> str:
+    """A scalar as a DELIMITED field (None is handled by the caller)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    return str(json_default(v)) if not isinstance(v, Decimal) else format(v, "f")

@@ -1,0 +1,136 @@
+"""Aggregators: how an aggregation folds values into a per-key (or per-window) state.
+
+An :class:`Aggregator` has the general, per-record form (``initial``, ``add``, ``subtract``
+for table retractions, ``result``). The built-ins also have a batch form (``partial`` +
+``merge``): the batch is pre-aggregated per key in native code (a Counter, a polars
+group_by) and each key's state is touched once per batch, not once per record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import polars as pl
+
+from .batch import Batch
+
+
+class Aggregator:
+    """Folds values into an aggregate. Subclass, or use :func:`aggregator` with functions."""
+
+    #: whether :meth:`partial` / :meth:`merge` may be used (no per-record emission needed)
+    batchable = False
+
+    def initial(self) -> Any:
+        return None
+
+    def add(self, agg: Any, key: Any, value: Any) -> Any:
+        raise NotImplementedError
+
+    def subtract(self, agg: Any, key: Any, value: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} cannot retract values (table aggregations need it)")
+
+    def result(self, agg: Any) -> Any:
+        return agg
+
+    def partial(self, keys: list[Any], batch: Batch) -> dict[Any, Any]:
+        """Pre-aggregate a batch: key -> partial aggregate (only if ``batchable``)."""
+        raise NotImplementedError
+
+    def merge(self, agg: Any, partial: Any) -> Any:
+        raise NotImplementedError
+
+    def encode(self, agg: Any) -> bytes:
+        return msgpack.packb(agg, use_bin_type=True)
+
+    def decode(self, raw: bytes) -> Any:
+        return msgpack.unpackb(raw, raw=False)
+
+
+class CountAggregator(Aggregator):
+    """Count of records per key."""
+
+    batchable = True
+
+    def initial(self) -> int:
+        return 0
+
+    def add(self, agg, key, value):
+        return agg + 1
+
+    def subtract(self, agg, key, value):
+        return agg - 1
+
+    def partial(self, keys, batch):
+        return Counter(keys)
+
+    def merge(self, agg, partial):
+        return agg + partial
+
+
+class SumAggregator(Aggregator):
+    """Sum of a field (dict values / columns) per key; NULLs are skipped."""
+
+    batchable = True
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def initial(self):
+        return 0
+
+    def add(self, agg, key, value):
+        v = value.get(self.field) if isinstance(value, dict) else value
+        return agg if v is None else agg + v
+
+    def subtract(self, agg, key, value):
+        v = value.get(self.field) if isinstance(value, dict) else value
+        return agg if v is None else agg - v
+
+    def partial(self, keys, batch):
+        if batch.columnar and keys and not isinstance(keys[0], (tuple, dict, list)):
+            df = pl.DataFrame({"k": keys}).with_columns(batch.values[self.field].alias("v"))
+            g = df.group_by("k", maintain_order=True).agg(pl.col("v").sum())
+            return dict(zip(g["k"].to_list(), g["v"].to_list()))
+        out: dict[Any, Any] = {}
+        for k, v in zip(keys, batch.rows()):
+            out[k] = self.add(out.get(k, 0), k, v)
+        return out
+
+    def merge(self, agg, partial):
+        return agg + partial
+
+
+class FunctionAggregator(Aggregator):
+    """An aggregator from plain functions."""
+
+    def __init__(
+        self,
+        initializer: Callable[[], Any],
+        adder: Callable[[Any, Any, Any], Any],
+        subtractor: Callable[[Any, Any, Any], Any] | None = None,
+        result: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self._init, self._add, self._sub, self._res = initializer, adder, subtractor, result
+
+    def initial(self):
+        return self._init()
+
+    def add(self, agg, key, value):
+        return self._add(key, value, agg)
+
+    def subtract(self, agg, key, value):
+        if self._sub is None:
+            return super().subtract(agg, key, value)
+        return self._sub(key, value, agg)
+
+    def result(self, agg):
+        return agg if self._res is None else self._res(agg)
+
+
+def aggregator(initializer, adder, subtractor=None, result=None) -> Aggregator:
+    """Kafka Streams-style: ``adder(key, value, aggregate) -> aggregate``."""
+    return FunctionAggregator(initializer, adder, subtractor, result)

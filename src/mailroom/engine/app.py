@@ -1,0 +1,250 @@
+"""The runtime: an application instance that runs a topology's tasks on a log.
+
+Every process started with the same ``application_id`` joins one consumer group; the group
+splits the input partitions, and each process runs the tasks of the partitions it owns. When a
+process joins or dies, partitions move, and the new owner restores the tasks' state from their
+changelogs.
+
+The loop: poll a batch per partition -> its task runs it through the topology -> at each
+commit interval (or when a cache is full): nodes flush their caches (emitting the coalesced
+changes), stores flush to their changelogs, then
+
+- at-least-once: the producer is flushed, then the input offsets are committed;
+- exactly-once: outputs, changelog records and input offsets commit in one transaction
+  (the log's atomic commit), so a crash at any point leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..log import Log, TopicPartition
+from ..state import CHANGELOG_CONFIG
+from .processing_log import ProcessingLog
+from .task import Task
+from .topology import Topology
+
+log = logging.getLogger("mailroom.engine")
+
+AT_LEAST_ONCE = "at_least_once"
+EXACTLY_ONCE = "exactly_once"
+
+
+class App:
+    """One instance of a stream application."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        application_id: str,
+        log_: Log,
+        *,
+        state_dir: str | os.PathLike = ".mailroom/state",
+        processing_guarantee: str = AT_LEAST_ONCE,
+        commit_interval_ms: int | None = None,
+        caching: bool = True,
+        max_poll_records: int = 10_000,
+        restore_progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE):
+            raise ValueError(f"processing_guarantee must be '{AT_LEAST_ONCE}' or '{EXACTLY_ONCE}'")
+        self.topology = topology
+        self.application_id = application_id
+        self.log = log_
+        self.state_dir = Path(state_dir) / application_id
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.exactly_once = processing_guarantee == EXACTLY_ONCE
+        self.commit_interval = (commit_interval_ms if commit_interval_ms is not None else (100 if self.exactly_once else 1000)) / 1000
+        self.caching = caching
+        self.max_poll_records = max_poll_records
+        self.restore_progress = restore_progress
+        self.subs = topology.subtopologies()
+        self._sub_of_topic = {self.topic(t): s for s in self.subs for t in s.source_topics}
+        self.tasks: dict[str, Task] = {}
+        self._stop = threading.Event()
+        self._consumer = None
+        self._producer = None
+        self._last_commit = time.monotonic()
+        self.processing_log_topic = f"{application_id}-processing-log"
+
+    def topic(self, name: str) -> str:
+        """A topology topic name with the application id filled in (internal topics)."""
+        return name.replace("{app}", self.application_id)
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _create_internal_topics(self) -> None:
+        for sub in self.subs:
+            external = [t for t in sub.source_topics if "{app}" not in t]
+            counts = {t: self.log.describe_topic(t).partitions for t in external}  # UnknownTopicError if missing
+            if len(set(counts.values())) > 1:
+                raise ValueError(f"source topics of one sub-topology must be co-partitioned, but have {counts}")
+        # repartition topics take the partition count of the sub-topology feeding them
+        feeding = {}
+        for sub in self.subs:
+            n = max((self.log.describe_topic(t).partitions for t in sub.source_topics if "{app}" not in t), default=None)
+            for node in sub.nodes:
+                sink = self.topology.nodes[node].sink_topic
+                if sink and "{app}" in sink and n:
+                    feeding[sink] = n
+        for topic, n in feeding.items():
+            self.log.create_topic(self.topic(topic), n, exist_ok=True)
+        for sub in self.subs:
+            n = max(
+                (self.log.describe_topic(self.topic(t)).partitions for t in sub.source_topics),
+                default=1,
+            )
+            for node in sub.nodes:
+                for store, kind in self.topology.nodes[node].stores:
+                    cfg = dict(CHANGELOG_CONFIG)
+                    if kind == "window":
+                        cfg = {"cleanup.policy": "compact,delete"}
+                    self.log.create_topic(self.topic("{app}-" + store + "-changelog"), n, cfg, exist_ok=True)
+        self.log.create_topic(self.processing_log_topic, 1, exist_ok=True)
+
+    def _start(self) -> None:
+        self._create_internal_topics()
+        txid = f"{self.application_id}-{os.getpid()}-{id(self):x}" if self.exactly_once else None
+        self._producer = self.log.producer(transactional_id=txid)
+        self._plog = ProcessingLog(self._producer, self.processing_log_topic)
+        self._consumer = self.log.consumer(self.application_id, assignment_strategy="range")
+        topics = sorted(self._sub_of_topic)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        if self.exactly_once:
+            self._producer.begin_transaction()
+
+    def _send(self, topic, keys, values, timestamps, headers=None) -> None:
+        self._producer.send_batch(topic, values, keys, timestamps=np.asarray(timestamps, dtype=np.int64), headers=headers)
+
+    def _task_for(self, tp: TopicPartition) -> Task:
+        sub = self._sub_of_topic[tp.topic]
+        tid = f"{sub.id}_{tp.partition}"
+        task = self.tasks.get(tid)
+        if task is None:
+            task = Task(
+                self.topology,
+                sub,
+                tp.partition,
+                topic_of=self.topic,
+                producer=self._producer,
+                log_=self.log,
+                state_dir=self.state_dir,
+                caching=self.caching,
+                exactly_once=self.exactly_once,
+                send=self._send,
+                processing_log=self._plog,
+                restore_progress=self.restore_progress,
+            )
+            self.tasks[tid] = task
+        return task
+
+    def _on_assign(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            self._task_for(tp)
+        log.info("%s: assigned %s", self.application_id, tps)
+
+    def _on_revoke(self, tps: list[TopicPartition]) -> None:
+        gone = {f"{self._sub_of_topic[tp.topic].id}_{tp.partition}" for tp in tps if tp.topic in self._sub_of_topic}
+        if gone:
+            try:
+                self.commit()
+            except Exception as e:  # the group moved on: the new owner redoes the uncommitted part
+                log.warning("commit on revoke failed (%s); the new owner will reprocess", e)
+                if self.exactly_once:
+                    self._abort_and_restart_txn()
+            for tid in gone:
+                task = self.tasks.pop(tid, None)
+                if task:
+                    task.close(clean=False)
+        log.info("%s: revoked %s", self.application_id, tps)
+
+    # -- running ---------------------------------------------------------------------------------
+    def step(self, timeout: float = 0.1) -> int:
+        """Poll once, process, commit if due. Returns the number of records processed."""
+        if self._consumer is None:
+            self._start()
+        batches = self._consumer.poll(self.max_poll_records, timeout=timeout)
+        n = 0
+        for rb in batches:
+            task = self._task_for(rb.topic_partition)
+            task.process(rb)
+            n += len(rb)
+        if time.monotonic() - self._last_commit >= self.commit_interval or any(t.cache_full for t in self.tasks.values()):
+            self.commit()
+        return n
+
+    def commit(self) -> None:
+        """Flush every task and commit (see the module docstring)."""
+        if self._consumer is None:
+            return
+        for task in self.tasks.values():
+            task.commit()
+        offsets = {tp: pos for t in self.tasks.values() for tp, pos in t.positions.items()}
+        if self.exactly_once:
+            self._producer.commit_transaction(offsets, self._consumer)
+            self._producer.begin_transaction()
+        else:
+            self._producer.flush()
+            if offsets:
+                self._consumer.commit(offsets)
+        self._last_commit = time.monotonic()
+
+    def _abort_and_restart_txn(self) -> None:
+        try:
+            self._producer.abort_transaction()
+        except Exception:
+            pass
+        self._producer.begin_transaction()
+
+    def run(self, *, until: Callable[[], bool] | None = None, idle_timeout: float | None = None) -> None:
+        """Process until :meth:`stop` (or SIGTERM/SIGINT), ``until()`` is true, or no record came
+        for ``idle_timeout`` seconds; then commit and close cleanly."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self._stop.set())
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if self.step(timeout=0.2):
+                    idle_since = time.monotonic()
+                elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                    break
+                if until is not None and until():
+                    break
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        """Commit, write checkpoints, leave the group."""
+        if self._consumer is None:
+            return
+        self.commit()
+        if self.exactly_once:
+            self._producer.abort_transaction()  # the empty one begun by the last commit
+        ends = {}
+        for task in self.tasks.values():
+            for tp in task.changelog_ends:
+                ends[tp] = self._consumer.watermarks(tp)[1]
+        for task in self.tasks.values():
+            task.close(clean=True, changelog_offsets={tp: o for tp, o in ends.items() if tp.partition == task.partition})
+        self.tasks.clear()
+        self._consumer.close()
+        self._producer.close()
+        self._consumer = None
+
+    def owners(self) -> dict[str, list[TopicPartition]]:
+        """This instance's tasks and their source partitions."""
+        out: dict[str, list[TopicPartition]] = {}
+        for tid, task in self.tasks.items():
+            out[tid] = [TopicPartition(t, task.partition) for t in task.sources]
+        return out

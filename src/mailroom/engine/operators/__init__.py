@@ -1,0 +1,1 @@
+"""The engine's operators, one concern per module."""

@@ -10,7 +10,8 @@ from .batch import Batch
 from .driver import Output, TestDriver
 from .serdes import BYTES, INT64, JSON, MSGPACK, STRING, JsonColumnsSerde, Serde
 from .topology import GroupedStream, Stream, Table, Topology
-from .windows import SessionWindows, TimeWindows, Windowed
+from .tables import GroupedTable
+from .windows import JoinWindows, SessionWindows, TimeWindows, Windowed
 
 __all__ = [
     "AT_LEAST_ONCE",
@@ -24,6 +25,8 @@ __all__ = [
     "App",
     "Batch",
     "GroupedStream",
+    "GroupedTable",
+    "JoinWindows",
     "JsonColumnsSerde",
     "Output",
     "Serde",

@@ -16,17 +16,20 @@ changes), stores flush to their changelogs, then
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..log import Log, TopicPartition
+from ..errors import CommitFailedError
+from ..log import OFFSET_BEGINNING, Log, TopicPartition
 from ..state import CHANGELOG_CONFIG
 from .processing_log import ProcessingLog
 from .task import Task
@@ -36,6 +39,40 @@ log = logging.getLogger("mailroom.engine")
 
 AT_LEAST_ONCE = "at_least_once"
 EXACTLY_ONCE = "exactly_once"
+
+
+def _lock_state_dir(folder: Path) -> int:
+    """Hold the instance's state dir: two live instances must never share one."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateDirLockedError(
+            f"state dir {folder} is in use by another running instance of this application: "
+            "give each instance its own state_dir"
+        ) from None
+    return fd
+
+
+def _unlock_state_dir(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing drops the flock
+
+
+def _process_id(folder: Path) -> str:
+    """This instance's id, kept in its state dir so that a restart is the same instance."""
+    path = folder / "process.id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pid = uuid.uuid4().hex[:12]
+        path.write_text(pid)
+        return pid
+
+
+class StateDirLockedError(RuntimeError):
+    """Another live instance holds this state dir."""
 
 
 class App:
@@ -61,6 +98,8 @@ class App:
         self.log = log_
         self.state_dir = Path(state_dir) / application_id
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._dir_lock = _lock_state_dir(self.state_dir)
+        self.process_id = _process_id(self.state_dir)
         self.exactly_once = processing_guarantee == EXACTLY_ONCE
         self.commit_interval = (commit_interval_ms if commit_interval_ms is not None else (100 if self.exactly_once else 1000)) / 1000
         self.caching = caching
@@ -111,8 +150,10 @@ class App:
 
     def _start(self) -> None:
         self._create_internal_topics()
-        txid = f"{self.application_id}-{os.getpid()}-{id(self):x}" if self.exactly_once else None
-        self._producer = self.log.producer(transactional_id=txid)
+        # a stable transactional id per instance (its state dir): a restarted instance fences
+        # its dead predecessor's open transaction at once instead of waiting for it to time out
+        txid = f"{self.application_id}-{self.process_id}" if self.exactly_once else None
+        self._producer = self.log.producer(transactional_id=txid, **({"transaction.timeout.ms": 10_000} if txid else {}))
         self._plog = ProcessingLog(self._producer, self.processing_log_topic)
         self._consumer = self.log.consumer(self.application_id, assignment_strategy="range")
         topics = sorted(self._sub_of_topic)
@@ -152,17 +193,21 @@ class App:
 
     def _on_revoke(self, tps: list[TopicPartition]) -> None:
         gone = {f"{self._sub_of_topic[tp.topic].id}_{tp.partition}" for tp in tps if tp.topic in self._sub_of_topic}
+        gone &= set(self.tasks)  # (on close the tasks are already closed and committed)
         if gone:
+            committed = True
             try:
                 self.commit()
-            except Exception as e:  # the group moved on: the new owner redoes the uncommitted part
+            except CommitFailedError as e:  # the group moved on: the new owner redoes the uncommitted part
+                committed = False
                 log.warning("commit on revoke failed (%s); the new owner will reprocess", e)
-                if self.exactly_once:
-                    self._abort_and_restart_txn()
+                self._recover_from_failed_commit(keep=gone)
             for tid in gone:
                 task = self.tasks.pop(tid, None)
                 if task:
-                    task.close(clean=False)
+                    # committed: local state matches the changelog, so a checkpoint lets this
+                    # instance skip the restore if the task comes back (eager rebalances do that)
+                    task.close(clean=committed, changelog_offsets=self._changelog_ends([task]) if committed else None)
         log.info("%s: revoked %s", self.application_id, tps)
 
     # -- running ---------------------------------------------------------------------------------
@@ -176,8 +221,15 @@ class App:
             task = self._task_for(rb.topic_partition)
             task.process(rb)
             n += len(rb)
+        if not batches:  # no records: wall-clock timers still fire
+            for task in self.tasks.values():
+                task.advance(task.ctx.stream_time)
         if time.monotonic() - self._last_commit >= self.commit_interval or any(t.cache_full for t in self.tasks.values()):
-            self.commit()
+            try:
+                self.commit()
+            except CommitFailedError as e:
+                log.warning("commit failed (%s): going back to the last committed offsets", e)
+                self._recover_from_failed_commit()
         return n
 
     def commit(self) -> None:
@@ -196,12 +248,27 @@ class App:
                 self._consumer.commit(offsets)
         self._last_commit = time.monotonic()
 
-    def _abort_and_restart_txn(self) -> None:
+    def _recover_from_failed_commit(self, keep: set[str] = frozenset()) -> None:
+        """After a commit that did not happen: under exactly-once the transaction (every task's
+        outputs and changelog records) is aborted, so every task goes back to the last committed
+        state: closed without a checkpoint (its store is rebuilt from the changelog) and its
+        partitions read again from the committed offsets. Tasks in ``keep`` are left to the caller.
+        Under at-least-once outputs were already sent: reading again may duplicate, never lose."""
+        if not self.exactly_once:
+            return
         try:
             self._producer.abort_transaction()
-        except Exception:
-            pass
+        except Exception as e:  # already aborted by the failed commit
+            log.debug("abort after failed commit: %s", e)
         self._producer.begin_transaction()
+        for tid in [t for t in self.tasks if t not in keep]:
+            task = self.tasks.pop(tid)
+            task.close(clean=False)
+            tps = list(task.positions) or [TopicPartition(t, task.partition) for t in task.sources]
+            committed = self._consumer.committed(tps)
+            for tp in tps:
+                off = committed.get(tp)
+                self._consumer.seek(tp, off if off is not None else OFFSET_BEGINNING)
 
     def run(self, *, until: Callable[[], bool] | None = None, idle_timeout: float | None = None) -> None:
         """Process until :meth:`stop` (or SIGTERM/SIGINT), ``until()`` is true, or no record came
@@ -227,20 +294,24 @@ class App:
     def close(self) -> None:
         """Commit, write checkpoints, leave the group."""
         if self._consumer is None:
+            _unlock_state_dir(self._dir_lock)
+            self._dir_lock = None
             return
         self.commit()
         if self.exactly_once:
             self._producer.abort_transaction()  # the empty one begun by the last commit
-        ends = {}
         for task in self.tasks.values():
-            for tp in task.changelog_ends:
-                ends[tp] = self._consumer.watermarks(tp)[1]
-        for task in self.tasks.values():
-            task.close(clean=True, changelog_offsets={tp: o for tp, o in ends.items() if tp.partition == task.partition})
+            task.close(clean=True, changelog_offsets=self._changelog_ends([task]))
         self.tasks.clear()
         self._consumer.close()
         self._producer.close()
         self._consumer = None
+        _unlock_state_dir(self._dir_lock)
+        self._dir_lock = None
+
+    def _changelog_ends(self, tasks: list[Task]) -> dict[TopicPartition, int]:
+        """The end offsets of the tasks' changelog partitions (what their stores now hold)."""
+        return {tp: self._consumer.watermarks(tp)[1] for task in tasks for tp in task.changelog_ends}
 
     def owners(self) -> dict[str, list[TopicPartition]]:
         """This instance's tasks and their source partitions."""

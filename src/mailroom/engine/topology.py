@@ -93,6 +93,13 @@ class Topology:
         self._add(NodeSpec(name, lambda: SourceNode(name, topic, key_serde, value_serde, timestamp_field), source_topic=topic))
         return Stream(self, name)
 
+    def table(self, topic: str, *, key_serde: Serde = STRING, value_serde: Serde = JSON, name: str | None = None) -> Table:
+        """Records of ``topic`` as a table (materialized): the latest value per key; a NULL value
+        deletes the key. See :mod:`.tables`."""
+        from .tables import source_table
+
+        return source_table(self, topic, key_serde, value_serde, name)
+
     # -- structure ------------------------------------------------------------------------------------
     def subtopologies(self) -> list[SubTopology]:
         """The connected parts, in order of their first node."""
@@ -202,6 +209,41 @@ class Stream:
         """Group by a new key (a column, an expression or a function): select_key + group_by_key."""
         return self.select_key(key).group_by_key()
 
+    # -- joins: with a Table (stream-table, in .tables) or a Stream (windowed stream-stream) -----------
+    def join(self, other: Table | Stream, joiner: Callable[[Any, Any], Any], *, window=None, name: str | None = None, **kw: Any) -> Stream:
+        """Inner join. With a :class:`Table`: each record is joined with the table's current value
+        for its key at arrival (no match: dropped; table updates trigger nothing); the stream is
+        repartitioned first if its key changed. With a :class:`Stream`: a windowed join (``window``)."""
+        if isinstance(other, Table):
+            from .tables import stream_table_join
+
+            return stream_table_join(self, other, joiner, False, name)
+        return self._stream_stream_join(other, joiner, "inner", window=window, name=name, **kw)
+
+    def left_join(self, other: Table | Stream, joiner: Callable[[Any, Any], Any], *, window=None, name: str | None = None, **kw: Any) -> Stream:
+        """Left join: like :meth:`join`, records without a match are joined with None."""
+        if isinstance(other, Table):
+            from .tables import stream_table_join
+
+            return stream_table_join(self, other, joiner, True, name)
+        return self._stream_stream_join(other, joiner, "left", window=window, name=name, **kw)
+
+    def outer_join(self, other: Stream, joiner: Callable[[Any, Any], Any], *, window=None, name: str | None = None) -> Stream:
+        """Windowed outer join of two streams: unmatched records of either side are joined with None
+        once their window closes (``joiner(left, None)`` / ``joiner(None, right)``)."""
+        return self._stream_stream_join(other, joiner, "outer", window=window, name=name)
+
+    def _stream_stream_join(self, other: Stream, joiner, kind: str, *, window=None, name: str | None = None, **kw: Any) -> Stream:
+        """Windowed stream-stream joins (``window``: a :class:`~.windows.JoinWindows`); see
+        :mod:`.operators.stream_join`."""
+        if kw:
+            raise TypeError(f"unexpected arguments for a stream-stream join: {sorted(kw)}")
+        if window is None:
+            raise TypeError("a stream-stream join needs window=JoinWindows(...)")
+        from .operators.stream_join import stream_join
+
+        return stream_join(self, other, joiner, window, kind, name)
+
 
 class GroupedStream:
     """A stream grouped by key, ready to aggregate."""
@@ -239,7 +281,13 @@ class GroupedStream:
         return self._aggregate("REDUCE", aggregator(lambda: None, lambda k, v, a: v if a is None else reducer(a, v)), name)
 
     def windowed_by(self, windows: TimeWindows) -> WindowedGroupedStream:
-        """Aggregate per time window (tumbling or hopping)."""
+        """Aggregate per time window (tumbling or hopping), or per session (:class:`SessionWindows`)."""
+        from .windows import SessionWindows
+
+        if isinstance(windows, SessionWindows):
+            from .operators.session_aggregate import SessionWindowedGroupedStream
+
+            return SessionWindowedGroupedStream(self._s, windows)
         return WindowedGroupedStream(self._s, windows)
 
 
@@ -282,3 +330,46 @@ class Table:
         name = name or self._top._name("TOSTREAM")
         self._top._add(NodeSpec(name, lambda: ToStreamNode(name), [self._node]))
         return Stream(self._top, name)
+
+    # -- table operations and joins (built in .tables) ------------------------------------------------
+    def filter(self, predicate: pl.Expr | Callable[[Any, Any], bool], *, name: str | None = None) -> Table:
+        """Rows where ``predicate(key, value)`` (or an expression) holds; a row that stops
+        matching is deleted (a tombstone is emitted if it matched before)."""
+        from .tables import table_filter
+
+        return table_filter(self, predicate, name)
+
+    def map_values(self, fn: Callable[[Any], Any], *, name: str | None = None) -> Table:
+        """New values ``fn(value)`` for each row (deletes stay deletes)."""
+        from .tables import table_map_values
+
+        return table_map_values(self, fn, name)
+
+    def group_by(self, key: str | Callable[[Any, Any], Any], *, name: str | None = None):
+        """Re-group the rows by a value column or ``key(key, value)``: a :class:`~.tables.GroupedTable`."""
+        from .tables import GroupedTable
+
+        return GroupedTable(self, key, name)
+
+    def join(self, other: Table, joiner: Callable[[Any, Any], Any], *, foreign_key=None, name: str | None = None) -> Table:
+        """Inner join with another table: by key, or with ``foreign_key`` (a column of this table's
+        value or ``fn(value)``) on the other table's key. ``joiner(this_value, other_value)``."""
+        from .tables import fk_join, table_table_join
+
+        if foreign_key is not None:
+            return fk_join(self, other, joiner, foreign_key, "inner", name)
+        return table_table_join(self, other, joiner, "inner", name)
+
+    def left_join(self, other: Table, joiner: Callable[[Any, Any], Any], *, foreign_key=None, name: str | None = None) -> Table:
+        """Left join (every row of this table; ``other_value`` None where there is no match)."""
+        from .tables import fk_join, table_table_join
+
+        if foreign_key is not None:
+            return fk_join(self, other, joiner, foreign_key, "left", name)
+        return table_table_join(self, other, joiner, "left", name)
+
+    def outer_join(self, other: Table, joiner: Callable[[Any, Any], Any], *, name: str | None = None) -> Table:
+        """Outer join by key (either value may be None)."""
+        from .tables import table_table_join
+
+        return table_table_join(self, other, joiner, "outer", name)

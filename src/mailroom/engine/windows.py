@@ -71,3 +71,29 @@ class SessionWindows:
     @property
     def retention_ms(self) -> int:
         return max(self.retention or 0, self.gap + self.grace)
+
+
+@dataclass(frozen=True)
+class JoinWindows:
+    """Stream-stream join windows: a left record at ``t`` joins the right records with timestamps
+    in ``[t - before_ms, t + after_ms]`` (so a right record at ``t`` joins the left ones in
+    ``[t - after_ms, t + before_ms]``). A record's window closes ``grace_ms`` after its end
+    (``t + after_ms`` for a left record, ``t + before_ms`` for a right one)."""
+
+    before_ms: int
+    after_ms: int
+    grace_ms: int = DEFAULT_GRACE_MS
+
+    def __post_init__(self) -> None:
+        if self.before_ms < 0 or self.after_ms < 0 or self.grace_ms < 0:
+            raise ValueError(f"join window bounds and grace must be >= 0: {self}")
+
+    @staticmethod
+    def of(time_difference_ms: int, grace_ms: int = DEFAULT_GRACE_MS) -> JoinWindows:
+        """Records join when their timestamps differ by at most ``time_difference_ms``."""
+        return JoinWindows(time_difference_ms, time_difference_ms, grace_ms)
+
+    @property
+    def retention_ms(self) -> int:
+        """How long a buffered record can still find a match."""
+        return self.before_ms + self.after_ms + self.grace_ms

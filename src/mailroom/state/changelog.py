@@ -3,8 +3,10 @@ its stores on start (after a crash, or on a new owner after a rebalance)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from ..errors import LogError
 from ..log import Log, Producer, TopicPartition
 
 #: Topic config of changelog topics: compacted, so they hold the latest value per key.
@@ -37,6 +39,7 @@ def restore(
     from_offset: int = 0,
     progress: Callable[[int, int], None] | None = None,
     batch: int = 50_000,
+    stall_timeout: float = 120.0,
 ) -> int:
     """Replay the changelog partition ``tp`` from ``from_offset`` into ``store``.
 
@@ -52,12 +55,17 @@ def restore(
             return high
         consumer.seek(tp, start)
         done, total = 0, high - start
+        stalled_since = time.monotonic()
         while consumer.position(tp) < high:
-            batches = consumer.poll(batch, timeout=5.0)
+            batches = consumer.poll(batch, timeout=1.0)
             if not batches:
-                if consumer.position(tp) < high:
-                    continue
-                break
+                if time.monotonic() - stalled_since > stall_timeout:
+                    raise LogError(
+                        f"restoring {tp.topic}[{tp.partition}] stalled at offset {consumer.position(tp)} of {high} "
+                        f"for {stall_timeout:.0f}s: is the log reachable?"
+                    )
+                continue
+            stalled_since = time.monotonic()
             for b in batches:
                 keep = len(b) if b.next_offset <= high else int((b.offsets < high).sum())
                 store.put_many(zip(b.keys[:keep], b.values[:keep]))

@@ -53,6 +53,7 @@ class KafkaConsumer(Consumer):
         cfg["group.id"] = group_id or f"mailroom-nogroup-{uuid.uuid4().hex}"
         self._c = RdConsumer(cfg)
         self._pos: dict[TopicPartition, int] = {}
+        self._seeked: set[TopicPartition] = set()
         self._manual: list[TopicPartition] | None = None
         self._reset = auto_offset_reset
         self.last_error: KafkaError | None = None
@@ -107,8 +108,10 @@ class KafkaConsumer(Consumer):
         tp = TopicPartition(*tp)
         if offset >= 0:
             self._pos[tp] = offset
+            self._seeked.add(tp)  # our position rules until records of tp come back
         else:
             self._pos.pop(tp, None)
+            self._seeked.discard(tp)
         if self._manual is not None:
             # re-assigning with the offset works even before the first fetch (seek() may not)
             self._reassign({tp: offset})
@@ -120,11 +123,16 @@ class KafkaConsumer(Consumer):
 
     def position(self, tp: TopicPartition) -> int:
         tp = TopicPartition(*tp)
-        if tp in self._pos:
-            return self._pos[tp]
+        own = self._pos.get(tp)
+        if tp in self._seeked:
+            return own
+        # librdkafka's own position also moves past transaction markers (which are never
+        # returned as records), so the end of a transactional partition is reachable
         pos = self._c.position([RdTopicPartition(tp.topic, tp.partition)])[0].offset
         if pos >= 0:
-            return pos
+            return max(pos, own or 0)
+        if own is not None:
+            return own
         committed = self.committed([tp])[tp] if self.group_id else None
         if committed is not None:
             return committed
@@ -166,7 +174,9 @@ class KafkaConsumer(Consumer):
                 [m.key() for m in ms], [m.value() for m in ms],
                 hdrs if any(h is not None for h in hdrs) else None,
             )
-            self._pos[TopicPartition(topic, part)] = int(offsets[-1]) + 1
+            tp = TopicPartition(topic, part)
+            self._pos[tp] = int(offsets[-1]) + 1
+            self._seeked.discard(tp)
             out.append(batch)
         return out
 
@@ -198,6 +208,7 @@ class KafkaConsumer(Consumer):
                 for r in got}
 
     def watermarks(self, tp: TopicPartition) -> tuple[int, int]:
+        # read_committed: the high end is the last stable offset (no open transaction's records)
         try:
             return self._c.get_watermark_offsets(RdTopicPartition(tp[0], tp[1]), timeout=self._log.timeout, cached=False)
         except KafkaException as exc:

@@ -8,6 +8,7 @@ from .aggregators import Aggregator, aggregator
 from .app import AT_LEAST_ONCE, EXACTLY_ONCE, App
 from .batch import Batch
 from .driver import Output, TestDriver
+from .processor import Processor
 from .serdes import BYTES, INT64, JSON, MSGPACK, STRING, JsonColumnsSerde, Serde
 from .topology import GroupedStream, Stream, Table, Topology
 from .tables import GroupedTable
@@ -29,6 +30,7 @@ __all__ = [
     "JoinWindows",
     "JsonColumnsSerde",
     "Output",
+    "Processor",
     "Serde",
     "SessionWindows",
     "Stream",

@@ -40,6 +40,7 @@ class TestDriver:
         self.processing_log = ProcessingLog(None, f"{application_id}-processing-log")
         self._outputs: dict[str, list[tuple[bytes | None, bytes | None, int, list | None]]] = {}
         self._offsets: dict[str, int] = {}
+        self.wall_time = 0  # ms; moved by advance_wall_clock
         self.tasks: list[Task] = []
         self._by_topic: dict[str, Task] = {}
         for sub in topology.subtopologies():
@@ -55,6 +56,7 @@ class TestDriver:
                 exactly_once=False,
                 send=self._send,
                 processing_log=self.processing_log,
+                clock=lambda: self.wall_time,
             )
             self.tasks.append(task)
             for t in task.sources:
@@ -98,7 +100,11 @@ class TestDriver:
         self.pipe_raw(topic, kb, vb, timestamp, headers)
 
     def advance_wall_clock(self, ms: int) -> None:
-        """Nothing runs on wall-clock time yet beyond what stream time drives."""
+        """Move the driver's wall clock on by ``ms`` (it starts at 0) and fire wall-clock timers."""
+        self.wall_time += ms
+        for task in self.tasks:
+            task.advance(task.ctx.stream_time)
+            task.commit()
 
     def read_output(self, topic: str, key_serde: Serde = STRING, value_serde: Serde = JSON) -> list[Output]:
         """Everything written to ``topic`` since the last read, decoded."""

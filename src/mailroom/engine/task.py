@@ -45,8 +45,11 @@ class Task:
         send: Callable[..., None],
         processing_log: ProcessingLog,
         restore_progress: Callable[[str, int, int], None] | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.id = f"{sub.id}_{partition}"
+        #: wall-clock time in ms (the test driver passes a clock it moves by hand)
+        self.clock = clock or (lambda: int(time.time() * 1000))
         self.sub = sub
         self.partition = partition
         self._topic_of = topic_of
@@ -168,7 +171,7 @@ class Task:
     def advance(self, stream_time: int) -> None:
         if stream_time > self.ctx.stream_time:
             self.ctx.stream_time = stream_time
-        wall = int(time.time() * 1000)
+        wall = self.clock()
         for node in self.nodes.values():
             node.advance(self.ctx.stream_time, wall)
 

@@ -21,7 +21,7 @@ one partition number of all that sub-topology's (co-partitioned) source topics.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ import polars as pl
 
 from .aggregators import Aggregator, CountAggregator, SumAggregator, aggregator
 from .node import Node
+from .processor import Processor
 from .operators.aggregate import AggregateNode
 from .operators.source_sink import SinkNode, SourceNode
 from .operators.stateless import FilterNode, FlatMapNode, MapNode, MapValuesNode, PeekNode, SelectKeyNode
@@ -173,6 +174,21 @@ class Stream:
         """A new key: a value column, an expression, or ``fn(key, value)``."""
         return self._then("KEY-SELECT", lambda n: SelectKeyNode(n, key), name, key_changed=True)
 
+    def process(self, processor: type[Processor] | Callable[[], Processor], *, stores: Sequence[str] | None = None,
+                name: str | None = None) -> Stream:
+        """Run a custom :class:`~.processor.Processor` (made anew for each task by calling
+        ``processor()``); what it emits is the new stream. ``stores`` defaults to its class's."""
+        name = name or self._top._name("PROCESSOR")
+        declared = list(stores if stores is not None else getattr(processor, "stores", ()))
+
+        def make(n: str) -> Processor:
+            node = processor()
+            node.name = n
+            return node
+
+        self._top._add(NodeSpec(name, lambda: make(name), [self._node], stores=[(s, "kv") for s in declared]))
+        return Stream(self._top, name, True)
+
     def peek(self, fn: Callable[[Any, Any], None], *, name: str | None = None) -> Stream:
         """Call ``fn(key, value)`` on each record, passing it on."""
         return self._then("PEEK", lambda n: PeekNode(n, fn), name)
@@ -251,34 +267,45 @@ class GroupedStream:
     def __init__(self, stream: Stream) -> None:
         self._s = stream
 
-    def _aggregate(self, kind: str, agg: Aggregator, name: str | None) -> Table:
+    def _aggregate(self, kind: str, agg: Aggregator, name: str | None, ttl_ms: int | None = None) -> Table:
         top = self._s._top
         name = name or top._name(kind)
         store = f"{name}-store"
-        top._add(NodeSpec(name, lambda: AggregateNode(name, store, agg), [self._s._node], stores=[(store, "kv")]))
+        stores = [(store, "kv")] + ([(store + "-expiry", "kv")] if ttl_ms is not None else [])
+        top._add(NodeSpec(name, lambda: AggregateNode(name, store, agg, ttl_ms), [self._s._node], stores=stores))
         return Table(top, name, store)
 
-    def count(self, *, name: str | None = None) -> Table:
-        """Records per key."""
-        return self._aggregate("COUNT", CountAggregator(), name)
+    def count(self, *, ttl_ms: int | None = None, name: str | None = None) -> Table:
+        """Records per key. ``ttl_ms``: forget a key not updated for that long (stream time),
+        emitting a tombstone for it (see :meth:`aggregate`)."""
+        return self._aggregate("COUNT", CountAggregator(), name, ttl_ms)
 
-    def sum(self, field: str, *, name: str | None = None) -> Table:
+    def sum(self, field: str, *, ttl_ms: int | None = None, name: str | None = None) -> Table:
         """Sum of a value field per key."""
-        return self._aggregate("SUM", SumAggregator(field), name)
+        return self._aggregate("SUM", SumAggregator(field), name, ttl_ms)
 
     def aggregate(
         self,
         initializer: Callable[[], Any],
         adder: Callable[[Any, Any, Any], Any],
         *,
+        ttl_ms: int | None = None,
         name: str | None = None,
     ) -> Table:
-        """``adder(key, value, aggregate) -> aggregate``, from ``initializer()``."""
-        return self._aggregate("AGGREGATE", aggregator(initializer, adder), name)
+        """``adder(key, value, aggregate) -> aggregate``, from ``initializer()``.
 
-    def reduce(self, reducer: Callable[[Any, Any], Any], *, name: str | None = None) -> Table:
+        ``ttl_ms`` is a state TTL: a key whose last update (by event time) is more than
+        ``ttl_ms`` behind stream time is deleted, and the table emits a tombstone for it whose
+        old value is the last aggregate: e.g. "a message with no final event for 4 hours"::
+
+            state = events.group_by_key().aggregate(dict, track, ttl_ms=4 * 3600_000)
+            stuck = state.to_stream(with_old=True).filter(lambda k, v: v["new"] is None)
+        """
+        return self._aggregate("AGGREGATE", aggregator(initializer, adder), name, ttl_ms)
+
+    def reduce(self, reducer: Callable[[Any, Any], Any], *, ttl_ms: int | None = None, name: str | None = None) -> Table:
         """``reducer(aggregate, value) -> aggregate``; the first value starts it."""
-        return self._aggregate("REDUCE", aggregator(lambda: None, lambda k, v, a: v if a is None else reducer(a, v)), name)
+        return self._aggregate("REDUCE", aggregator(lambda: None, lambda k, v, a: v if a is None else reducer(a, v)), name, ttl_ms)
 
     def windowed_by(self, windows: TimeWindows) -> WindowedGroupedStream:
         """Aggregate per time window (tumbling or hopping), or per session (:class:`SessionWindows`)."""
@@ -325,10 +352,13 @@ class Table:
         self._node = node
         self.store_name = store
 
-    def to_stream(self, *, name: str | None = None) -> Stream:
-        """The table's changes as a stream (a deleted key becomes a NULL value)."""
+    def to_stream(self, *, with_old: bool = False, name: str | None = None) -> Stream:
+        """The table's changes as a stream (a deleted key becomes a NULL value).
+
+        ``with_old``: each value is ``{"old": previous value, "new": new value}`` instead, so a
+        deletion still tells what was deleted (``new`` is None)."""
         name = name or self._top._name("TOSTREAM")
-        self._top._add(NodeSpec(name, lambda: ToStreamNode(name), [self._node]))
+        self._top._add(NodeSpec(name, lambda: ToStreamNode(name, with_old), [self._node]))
         return Stream(self._top, name)
 
     # -- table operations and joins (built in .tables) ------------------------------------------------

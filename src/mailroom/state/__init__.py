@@ -10,6 +10,7 @@
 from .cache import CachingStore
 from .changelog import CHANGELOG_CONFIG, Changelog, changelog_topic, restore
 from .checkpoint import Checkpoint
+from .expiry import ExpiryIndex
 from .lmdb_store import LmdbEnv, LmdbStore
 from .memory_store import InMemoryStore
 from .store import KeyValueStore
@@ -20,6 +21,7 @@ __all__ = [
     "CachingStore",
     "Changelog",
     "Checkpoint",
+    "ExpiryIndex",
     "InMemoryStore",
     "KeyValueStore",
     "LmdbEnv",

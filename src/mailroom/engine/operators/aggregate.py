@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from ...state import ExpiryIndex
 from ..aggregators import Aggregator
 from ..batch import Batch
 from ..node import Node
@@ -33,14 +34,52 @@ def decode_key(raw: bytes) -> Any:
 class AggregateNode(Node):
     """Per-key aggregation of a stream."""
 
-    def __init__(self, name: str, store_name: str, agg: Aggregator) -> None:
+    def __init__(self, name: str, store_name: str, agg: Aggregator, ttl_ms: int | None = None) -> None:
         super().__init__(name)
         self.store_name = store_name
         self.agg = agg
+        #: state TTL: a key not updated for this long (in stream time) is deleted, and its
+        #: deletion emitted as a tombstone carrying the last value as the old value
+        self.ttl_ms = ttl_ms
+        self.expiry: ExpiryIndex | None = None
+        self._next_due: int | None = None
 
     def init(self, ctx) -> None:
         super().init(ctx)
         self.store = ctx.kv_store(self.store_name)
+        if self.ttl_ms is not None:
+            self.expiry = ExpiryIndex(ctx.kv_store(self.store_name + "-expiry"))
+
+    def _touch(self, kb: bytes, previous_ts: int | None, ts: int) -> None:
+        """Reschedule a key's expiry after an update (TTL only)."""
+        ttl = self.ttl_ms
+        due = ts + ttl
+        self.expiry.set(kb, due, None if previous_ts is None else previous_ts + ttl)
+        if self._next_due is not None and due < self._next_due:
+            self._next_due = due
+
+    def advance(self, stream_time: int, wall_time: int) -> None:
+        self._expire(stream_time)
+
+    def _expire(self, stream_time: int) -> None:
+        if self.expiry is None or (self._next_due is not None and stream_time < self._next_due):
+            return
+        keys, old, ts = [], [], []
+        for due, kb in self.expiry.due(stream_time):
+            self.expiry.remove(kb, due)
+            raw = self.store.get(kb)
+            if raw is None or _TS.unpack_from(raw)[0] + self.ttl_ms != due:
+                continue  # updated (or deleted) since this entry was made
+            self.store.delete(kb)
+            self.ctx.count("state-ttl-expired")
+            if not self.ctx.caching:  # with caching the deletion goes out at commit
+                keys.append(decode_key(kb))
+                old.append(self.agg.result(self.agg.decode(raw[8:])))
+                ts.append(stream_time)
+        nxt = self.expiry.due(1 << 62, limit=1)
+        self._next_due = nxt[0][0] if nxt else 1 << 62
+        if keys:
+            self.forward(Batch(keys, [None] * len(keys), np.asarray(ts, dtype=np.int64), old_values=old))
 
     def _load(self, kbs: list[bytes]) -> list[tuple[int, Any] | None]:
         out = []
@@ -60,6 +99,9 @@ class AggregateNode(Node):
             batch = batch.take(keep)
             if not len(batch):
                 return
+        if self.expiry is not None and len(batch.timestamps):
+            # keys already due before the batch's earliest record expire before it touches them
+            self._expire(max(self.ctx.stream_time, int(batch.timestamps.min())))
         if self.ctx.caching and self.agg.batchable:
             self._process_batched(batch)
         else:
@@ -75,13 +117,17 @@ class AggregateNode(Node):
         puts = []
         for k, kb, cur in zip(uniq, kbs, current):
             ts0, a = cur if cur is not None else (-(1 << 62), init())
-            puts.append((kb, self._value(max(ts0, ts_by_key[k]), self.agg.merge(a, partials[k]))))
+            ts1 = max(ts0, ts_by_key[k])
+            puts.append((kb, self._value(ts1, self.agg.merge(a, partials[k]))))
+            if self.expiry is not None:
+                self._touch(kb, None if cur is None else ts0, ts1)
         self.store.put_many(puts)
 
     def _process_records(self, batch: Batch) -> None:
         kbs = [encode_key(k) for k in batch.keys]
         uniq = list(dict.fromkeys(kbs))
         state = dict(zip(uniq, self._load(uniq)))
+        first_ts = {kb: s[0] for kb, s in state.items() if s is not None}  # for the TTL index
         emit = not self.ctx.caching
         out_keys, out_new, out_old, out_ts = [], [], [], []
         agg, init = self.agg, self.agg.initial
@@ -103,6 +149,10 @@ class AggregateNode(Node):
                 out_old.append(None if cur is None else agg.result(a))
                 out_ts.append(ts)
                 self.store.put(kb, self._value(max(ts0, ts), new))
+        if self.expiry is not None:
+            for kb, s in state.items():
+                if s is not None:
+                    self._touch(kb, first_ts.get(kb), s[0])
         if not emit:
             self.store.put_many((kb, self._value(*s)) for kb, s in state.items() if s is not None)
         elif out_keys:
@@ -120,7 +170,7 @@ class AggregateNode(Node):
             keys.append(decode_key(kb))
             new.append(None if n is None else res(self.agg.decode(n[8:])))
             old.append(None if o is None else res(self.agg.decode(o[8:])))
-            ts.append(_TS.unpack_from(n)[0] if n is not None else 0)
+            ts.append(_TS.unpack_from(n)[0] if n is not None else self.ctx.stream_time)
         self.forward(Batch(keys, new, np.asarray(ts, dtype=np.int64), old_values=old))
 
 

@@ -192,3 +192,28 @@ def test_json_columns_pretty_printed_record_is_valid():
     df, bad = JsonColumnsSerde(SCHEMA).decode([b'{"n": 1}', b'{\n  "n": 2,\n  "s": "x"\n}'])
     assert bad == []
     assert df.select("n", "s").to_dicts() == [{"n": 1, "s": None}, {"n": 2, "s": "x"}]
+
+
+def test_windowed_keys_reach_topics_in_kafka_streams_layout() -> None:
+    """A windowed table written with the default STRING key serde: key bytes + 8-byte start
+    (time windows) or + end + start (session windows), as Kafka Streams writes them."""
+    import struct
+
+    from mailroom.engine import SessionWindows, TestDriver, TimeWindows, Topology
+    from mailroom.engine.serdes import BYTES, INT64, STRING, WindowedSerde
+
+    top = Topology()
+    ev = top.stream("events")
+    ev.group_by_key().windowed_by(TimeWindows.tumbling(1000)).count().to_stream().to("tumbling")
+    top2 = Topology()
+    top2.stream("events").group_by_key().windowed_by(SessionWindows(500)).count().to_stream().to("sessions")
+    d, d2 = TestDriver(top), TestDriver(top2)
+    for drv in (d, d2):
+        drv.pipe_input("events", "gmail.com", {"x": 1}, timestamp=1500)
+        drv.pipe_input("events", "gmail.com", {"x": 1}, timestamp=1700)
+    raw = d.read_output("tumbling", key_serde=BYTES, value_serde=BYTES)
+    assert raw[-1].key == b"gmail.com" + struct.pack(">q", 1000)
+    decoded = d2.read_output("sessions", key_serde=WindowedSerde(STRING, session=True))
+    assert (decoded[-1].key.key, decoded[-1].key.start, decoded[-1].key.end) == ("gmail.com", 1500, 1700)
+    assert decoded[-1].value == 2
+    assert INT64.decode(INT64.encode([5]))[0] == [5]

@@ -23,6 +23,13 @@ class Windowed(NamedTuple):
     end: int
 
 
+class SessionWindowed(Windowed):
+    """A session window's key (equal to a Windowed with the same fields; written to topics in
+    Kafka Streams' session layout: key + end + start)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class TimeWindows:
     """Fixed-size windows every ``advance`` ms (tumbling when advance == size)."""

@@ -31,7 +31,7 @@ from ...state import split_window_key, window_key
 from ..aggregators import Aggregator, CountAggregator, SumAggregator, aggregator
 from ..batch import Batch
 from ..node import Node
-from ..windows import SessionWindows, Windowed
+from ..windows import SessionWindowed, SessionWindows, Windowed
 from .aggregate import decode_key, encode_key
 from .windowed_aggregate import _end_key
 
@@ -128,7 +128,7 @@ class SessionAggregateNode(Node):
                 if self.pending is not None:
                     self.pending.delete(_end_key(e) + window_key(kb, e))
                 if emit:
-                    out_k.append(Windowed(k, s, e))
+                    out_k.append(SessionWindowed(k, s, e))
                     out_new.append(None)
                     out_old.append(res(fa))
                     out_ts.append(e)
@@ -136,7 +136,7 @@ class SessionAggregateNode(Node):
             if self.pending is not None:
                 self.pending.put(_end_key(end) + window_key(kb, end), b"")
             if emit:
-                out_k.append(Windowed(k, start, end))
+                out_k.append(SessionWindowed(k, start, end))
                 out_new.append(res(new))
                 out_old.append(None if previous is None else res(previous))
                 out_ts.append(end)
@@ -159,13 +159,13 @@ class SessionAggregateNode(Node):
             os_, oa = self._decode(o) if o is not None else (None, None)
             if n is None:
                 if o is not None:
-                    keys.append(Windowed(k, os_, end)), new.append(None), old.append(res(oa)), ts.append(end)
+                    keys.append(SessionWindowed(k, os_, end)), new.append(None), old.append(res(oa)), ts.append(end)
                 continue
             ns, na = self._decode(n)
             if o is not None and os_ != ns:  # same end, earlier start: a different session key
-                keys.append(Windowed(k, os_, end)), new.append(None), old.append(res(oa)), ts.append(end)
+                keys.append(SessionWindowed(k, os_, end)), new.append(None), old.append(res(oa)), ts.append(end)
                 o = None
-            keys.append(Windowed(k, ns, end)), new.append(res(na)), old.append(None if o is None else res(oa)), ts.append(end)
+            keys.append(SessionWindowed(k, ns, end)), new.append(res(na)), old.append(None if o is None else res(oa)), ts.append(end)
         if keys:
             self.forward(Batch(keys, new, np.asarray(ts, dtype=np.int64), old_values=old))
 
@@ -186,7 +186,7 @@ class SessionAggregateNode(Node):
             cur = self.store.get(kb, end)
             if cur is not None:
                 start, a = self._decode(cur)
-                keys.append(Windowed(decode_key(kb), start, end))
+                keys.append(SessionWindowed(decode_key(kb), start, end))
                 vals.append(self.agg.result(a))
                 ts.append(end)
             self.pending.delete(pk)

@@ -8,7 +8,8 @@ import polars as pl
 from ...log import RecordBatch
 from ..batch import Batch
 from ..node import Node
-from ..serdes import Serde
+from ..serdes import Serde, WindowedSerde
+from ..windows import Windowed
 
 
 class SourceNode(Node):
@@ -71,7 +72,10 @@ class SinkNode(Node):
     def process(self, batch: Batch) -> None:
         if not len(batch):
             return
-        keys = self.key_serde.encode(batch.keys)
+        serde = self.key_serde
+        if batch.keys and isinstance(batch.keys[0], Windowed) and not getattr(serde, "handles_windowed", False):
+            serde = self.key_serde = WindowedSerde(serde)  # windowed keys in Kafka Streams' layout
+        keys = serde.encode(batch.keys)
         values = self.value_serde.encode(batch.values)
         self.ctx.send(self.topic, keys, values, batch.timestamps, batch.headers)
         self.ctx.count("records-out", len(batch))

@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import polars as pl
 
+from .codec import pack, unpack
 from .batch import Batch
 
 
@@ -44,10 +44,10 @@ class Aggregator:
         raise NotImplementedError
 
     def encode(self, agg: Any) -> bytes:
-        return msgpack.packb(agg, use_bin_type=True)
+        return pack(agg)
 
     def decode(self, raw: bytes) -> Any:
-        return msgpack.unpackb(raw, raw=False)
+        return unpack(raw)
 
 
 class CountAggregator(Aggregator):

@@ -21,6 +21,7 @@ from ..formats.windowed import (
     encode_session_windowed,
     encode_time_windowed,
 )
+from .codec import pack, unpack
 from .windows import SessionWindowed, Windowed
 
 
@@ -162,10 +163,11 @@ class MsgpackSerde:
     def decode(self, raw):
         import msgpack
 
+
         out, bad = [], []
         for i, b in enumerate(raw):
             try:
-                out.append(None if b is None else msgpack.unpackb(b, raw=False, use_list=False))
+                out.append(None if b is None else unpack(b, use_list=False))
             except Exception as e:
                 out.append(None)
                 bad.append((i, f"invalid msgpack: {e}"))
@@ -176,7 +178,7 @@ class MsgpackSerde:
 
         if isinstance(values, pl.DataFrame):
             values = values.to_dicts()
-        return [None if v is None else msgpack.packb(v, use_bin_type=True) for v in values]
+        return [None if v is None else pack(v) for v in values]
 
 
 BYTES = BytesSerde()

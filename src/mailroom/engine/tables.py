@@ -102,12 +102,13 @@ def _internal_topic(top: Topology, suffix: str) -> str:
 
 
 # -- source tables ----------------------------------------------------------------------------------------
-def source_table(top: Topology, topic: str, key_serde: Serde = STRING, value_serde: Serde = JSON, name: str | None = None) -> Table:
+def source_table(top: Topology, topic: str, key_serde: Serde = STRING, value_serde: Serde = JSON, name: str | None = None,
+                 prepare=None) -> Table:
     name = name or top._name("TABLE-SOURCE")
     if any(s.source_topic == topic for s in top.nodes.values()):
         raise ValueError(f"topic '{topic}' is already a source of this topology")
     store = f"{name}-store"
-    top._add(_spec(name, lambda: TableSourceNode(name, topic, key_serde, value_serde, store), source_topic=topic, stores=[(store, "kv")]))
+    top._add(_spec(name, lambda: TableSourceNode(name, topic, key_serde, value_serde, store, prepare), source_topic=topic, stores=[(store, "kv")]))
     return _table(top, name, store, StoreGetter(store))
 
 

@@ -85,21 +85,25 @@ class Topology:
         key_serde: Serde = STRING,
         value_serde: Serde = JSON,
         timestamp_field: str | None = None,
+        prepare: Callable | None = None,
         name: str | None = None,
     ) -> Stream:
-        """Records of ``topic`` as a stream. ``timestamp_field`` takes event time from a value field."""
+        """Records of ``topic`` as a stream. ``timestamp_field`` takes event time from a value field;
+        ``prepare(batch) -> (batch, [(position, reason)])`` may rewrite each decoded batch
+        (values, keys, event time) and reject records (see :class:`SourceNode`)."""
         name = name or self._name("SOURCE")
         if any(s.source_topic == topic for s in self.nodes.values()):
             raise ValueError(f"topic '{topic}' is already a source of this topology: reuse that stream")
-        self._add(NodeSpec(name, lambda: SourceNode(name, topic, key_serde, value_serde, timestamp_field), source_topic=topic))
+        self._add(NodeSpec(name, lambda: SourceNode(name, topic, key_serde, value_serde, timestamp_field, prepare), source_topic=topic))
         return Stream(self, name)
 
-    def table(self, topic: str, *, key_serde: Serde = STRING, value_serde: Serde = JSON, name: str | None = None) -> Table:
+    def table(self, topic: str, *, key_serde: Serde = STRING, value_serde: Serde = JSON, prepare: Callable | None = None,
+              name: str | None = None) -> Table:
         """Records of ``topic`` as a table (materialized): the latest value per key; a NULL value
-        deletes the key. See :mod:`.tables`."""
+        deletes the key. ``prepare`` as for :meth:`stream` (tombstones are not passed to it). See :mod:`.tables`."""
         from .tables import source_table
 
-        return source_table(self, topic, key_serde, value_serde, name)
+        return source_table(self, topic, key_serde, value_serde, name, prepare)
 
     # -- structure ------------------------------------------------------------------------------------
     def subtopologies(self) -> list[SubTopology]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import msgpack
 import numpy as np
 
+from ..codec import pack, unpack
 from ...state import ExpiryIndex
 from ..aggregators import Aggregator
 from ..batch import Batch
@@ -24,11 +24,11 @@ _TS = struct.Struct(">q")
 
 
 def encode_key(key: Any) -> bytes:
-    return msgpack.packb(key, use_bin_type=True)
+    return pack(key)
 
 
 def decode_key(raw: bytes) -> Any:
-    return msgpack.unpackb(raw, raw=False, use_list=False)
+    return unpack(raw, use_list=False)
 
 
 class AggregateNode(Node):

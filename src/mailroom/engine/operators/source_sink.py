@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
@@ -15,12 +17,39 @@ from ..windows import Windowed
 class SourceNode(Node):
     """Decodes a topic's records. Records that do not decode go to the processing log."""
 
-    def __init__(self, name: str, topic: str, key_serde: Serde, value_serde: Serde, timestamp_field: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        key_serde: Serde,
+        value_serde: Serde,
+        timestamp_field: str | None = None,
+        prepare: Callable[[Batch], tuple[Batch, list[tuple[int, str]]]] | None = None,
+    ) -> None:
         super().__init__(name)
         self.topic = topic
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.timestamp_field = timestamp_field
+        #: a hook run on each decoded batch before it goes down the topology: it may rewrite
+        #: values, keys and timestamps (event time) and reject records (position, reason),
+        #: which go to the processing log (the SQL layer builds its rows here)
+        self.prepare = prepare
+
+    def _prepare(self, batch: Batch) -> Batch:
+        if self.prepare is None or not len(batch):
+            return batch
+        out, bad = self.prepare(batch)
+        if bad:
+            for i, reason in bad:
+                self.ctx.processing_log.report(
+                    reason, operator=self.name, topic=batch.topic, partition=batch.partition,
+                    offset=None if batch.offsets is None else int(batch.offsets[i]),
+                )
+            keep = np.ones(len(out), dtype=bool)
+            keep[[i for i, _ in bad]] = False
+            out = out.take(keep)
+        return out
 
     def ingest(self, rb: RecordBatch) -> int | None:
         """Decode a polled batch and push it down the topology. Returns the latest timestamp of
@@ -55,6 +84,7 @@ class SourceNode(Node):
             keep = np.ones(len(batch), dtype=bool)
             keep[list(bad)] = False
             batch = batch.take(keep)
+        batch = self._prepare(batch)
         self.ctx.count("records-in", len(batch))
         self.process(batch)
         return int(batch.timestamps.max()) if len(batch) else None

@@ -32,9 +32,9 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import msgpack
 import numpy as np
 
+from ..codec import pack, unpack
 from ...state import split_window_key, window_key
 from ..batch import Batch
 from ..node import Node
@@ -52,11 +52,11 @@ _TS = struct.Struct(">q")
 
 
 def _pack(values: list[Any]) -> bytes:
-    return msgpack.packb(values, use_bin_type=True)
+    return pack(values)
 
 
 def _unpack(raw: bytes | None) -> list[Any]:
-    return [] if raw is None else msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    return [] if raw is None else unpack(raw)
 
 
 class StreamJoinSideNode(Node):

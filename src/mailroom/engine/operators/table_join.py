@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import msgpack
 import numpy as np
 
+from ..codec import pack, unpack
 from ..batch import Batch
 from ..node import Node
 from ..serdes import Serde
@@ -112,7 +112,7 @@ SUBSCRIBE, UNSUBSCRIBE = 1, 0
 
 
 def row_hash(value: Any) -> bytes:
-    return hashlib.blake2b(msgpack.packb(value, use_bin_type=True), digest_size=12).digest()
+    return hashlib.blake2b(pack(value), digest_size=12).digest()
 
 
 class FkSubscribeNode(Node):
@@ -200,7 +200,7 @@ class FkSubscriptionNode(Node):
             if op == UNSUBSCRIBE:
                 self.store.put(_sub_key(fk, lk), None)
                 continue
-            self.store.put(_sub_key(fk, lk), msgpack.packb(h, use_bin_type=True))
+            self.store.put(_sub_key(fk, lk), pack(h))
             (value,) = self.get([fk])
             rk.append(lk)
             rv.append([h, value])
@@ -230,7 +230,7 @@ class FkRightChangeNode(Node):
             prefix = encode_key(fk)
             for kb, hb in self.store.prefix(prefix):
                 rk.append(decode_key(kb[len(prefix):]))
-                rv.append([msgpack.unpackb(hb, raw=False), new])
+                rv.append([unpack(hb), new])
                 rts.append(t)
         if rk:
             self.ctx.send(self.topic, self.left_key_serde.encode(rk), LIST_MSGPACK.encode(rv), np.asarray(rts, dtype=np.int64), None)

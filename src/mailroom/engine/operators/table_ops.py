@@ -18,10 +18,10 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import numpy as np
 import polars as pl
 
+from ..codec import pack, unpack
 from ...log import RecordBatch
 from ..aggregators import Aggregator
 from ..batch import Batch
@@ -36,11 +36,11 @@ _NO_TS = -(1 << 62)
 
 
 def encode_value(ts: int, value: Any) -> bytes:
-    return _TS.pack(ts) + msgpack.packb(value, use_bin_type=True)
+    return _TS.pack(ts) + pack(value)
 
 
 def decode_value(raw: bytes) -> Any:
-    return msgpack.unpackb(raw[8:], raw=False)
+    return unpack(raw[8:])
 
 
 def report(node: Node, batch: Batch | None, i: int | None, e: Exception | str) -> None:
@@ -61,7 +61,7 @@ class ListMsgpackSerde:
         out, bad = [], []
         for i, b in enumerate(raw):
             try:
-                out.append(None if b is None else msgpack.unpackb(b, raw=False))
+                out.append(None if b is None else unpack(b))
             except Exception as e:
                 out.append(None)
                 bad.append((i, f"invalid msgpack: {e}"))
@@ -70,7 +70,7 @@ class ListMsgpackSerde:
     def encode(self, values):
         if isinstance(values, pl.DataFrame):
             values = values.to_dicts()
-        return [None if v is None else msgpack.packb(v, use_bin_type=True) for v in values]
+        return [None if v is None else pack(v) for v in values]
 
 
 LIST_MSGPACK = ListMsgpackSerde()
@@ -216,8 +216,8 @@ class TableSourceNode(SourceNode):
     deletes the key. Emits each change with the key's previous value; with caching on, the
     changes are coalesced per key and emitted at commit. NULL keys go to the processing log."""
 
-    def __init__(self, name: str, topic: str, key_serde: Serde, value_serde: Serde, store_name: str) -> None:
-        super().__init__(name, topic, key_serde, value_serde)
+    def __init__(self, name: str, topic: str, key_serde: Serde, value_serde: Serde, store_name: str, prepare=None) -> None:
+        super().__init__(name, topic, key_serde, value_serde, prepare=prepare)
         self.store_name = store_name
 
     def init(self, ctx) -> None:
@@ -259,8 +259,13 @@ class TableSourceNode(SourceNode):
         self.ctx.count("records-in", len(idx))
         if not idx:
             return None
-        self._upsert([keys[i] for i in idx], [values[i] for i in idx], ts[idx], rb)
-        return int(ts[idx].max())
+        batch = self._prepare(Batch([keys[i] for i in idx], [values[i] for i in idx], ts[idx],
+                                    rb.offsets[idx], rb.topic, rb.partition,
+                                    None if rb.headers is None else [rb.headers[i] for i in idx]))
+        if not len(batch):
+            return None
+        self._upsert(batch.keys, batch.rows(), batch.timestamps, rb)
+        return int(batch.timestamps.max())
 
     def _upsert(self, keys: list, values: list, ts: np.ndarray, rb: RecordBatch) -> None:
         kbs = [encode_key(k) for k in keys]

@@ -1,0 +1,151 @@
+"""Engine serdes for SQL sources: the wire formats (``mailroom.formats``) over rows of columns.
+
+A SQL record travels through the engine as (key, row): the key is the key column's value (or
+a tuple of them when there are several, None when there are none), and the row is a dict of
+every column by name. Keys are always "unwrapped" (a single key column is the bare value, as
+ksqlDB writes it); values follow the source's WRAP_SINGLE_VALUE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import SerdeError
+from ..formats import Schema, SqlType, serde_for
+from ..formats.types import Column
+from .metastore import DataSource, SqlError
+
+
+def _format_name(fmt: str) -> str:
+    f = fmt.upper()
+    return "JSON" if f in ("JSON_SR",) else f
+
+
+class KeySerde:
+    """The key columns of a source, in its KEY_FORMAT (engine Serde protocol)."""
+
+    def __init__(self, columns: list[Column], fmt: str, props: dict[str, Any] | None = None) -> None:
+        self.columns = columns
+        self.format = _format_name(fmt)
+        props = dict(props or {})
+        if not columns or self.format == "NONE":
+            self._serde = None
+        elif len(columns) == 1:
+            if self.format == "KAFKA" and not columns[0].type.is_primitive:
+                raise SqlError(f"The 'KAFKA' format does not support type '{columns[0].type}'")
+            self._serde = serde_for(self.format, columns[0].type, column=columns[0].name, **_key_props(self.format, props))
+        else:
+            if self.format == "KAFKA":
+                raise SqlError("The 'KAFKA' format only supports a single field. Got: " + ", ".join(c.name for c in columns))
+            self._serde = serde_for(self.format, Schema(columns), **props)
+
+    def decode(self, raw: Sequence[bytes | None]) -> tuple[list[Any], list[tuple[int, str]]]:
+        out, bad = [], []
+        n = len(self.columns)
+        for i, b in enumerate(raw):
+            if self._serde is None or b is None:
+                out.append(None)
+                continue
+            try:
+                v = self._serde.deserialize(b)
+            except SerdeError as e:
+                out.append(None)
+                bad.append((i, f"Error deserializing key: {e}"))
+                continue
+            if n > 1 and isinstance(v, dict):
+                v = tuple(v.get(c.name) for c in self.columns)
+            out.append(v)
+        return out, bad
+
+    def encode(self, keys: list[Any]) -> list[bytes | None]:
+        if self._serde is None:
+            return [None] * len(keys)
+        out = []
+        many = len(self.columns) > 1
+        for k in keys:
+            if k is None:
+                out.append(None)
+            elif many:
+                out.append(self._serde.serialize(dict(zip((c.name for c in self.columns), k))))
+            else:
+                out.append(self._serde.serialize(k))
+        return out
+
+
+def _key_props(fmt: str, props: dict[str, Any]) -> dict[str, Any]:
+    # a single key column is always written bare
+    return {**props, "wrapped": False} if fmt in ("JSON", "AVRO", "DELIMITED") else props
+
+
+class ValueSerde:
+    """The value columns of a source, in its VALUE_FORMAT, as row dicts."""
+
+    def __init__(self, columns: list[Column], fmt: str, props: dict[str, Any] | None = None) -> None:
+        self.columns = columns
+        self.format = _format_name(fmt)
+        props = dict(props or {})
+        wrap = props.pop("wrapped", None)
+        self.single = len(columns) == 1 and wrap is False
+        if self.format == "NONE":
+            self._serde = None
+        elif self.single:
+            self._serde = serde_for(self.format, columns[0].type, column=columns[0].name, wrapped=False, **props)
+        else:
+            if self.format == "KAFKA" and len(columns) != 1:
+                raise SqlError(f"The 'KAFKA' format only supports a single field. Got: {', '.join(c.name for c in columns)}")
+            if self.format == "KAFKA":
+                self.single = True
+                self._serde = serde_for("KAFKA", columns[0].type, column=columns[0].name)
+            else:
+                self._serde = serde_for(self.format, Schema(columns), **({} if wrap is None else {"wrapped": wrap}), **props)
+
+    def decode(self, raw: Sequence[bytes | None]) -> tuple[list[Any], list[tuple[int, str]]]:
+        out, bad = [], []
+        for i, b in enumerate(raw):
+            if b is None:
+                out.append(None)
+                continue
+            if self._serde is None:
+                out.append({})
+                continue
+            try:
+                v = self._serde.deserialize(b)
+            except SerdeError as e:
+                out.append(None)
+                bad.append((i, f"Error deserializing value: {e}"))
+                continue
+            if self.single:
+                v = {self.columns[0].name: v}
+            elif not isinstance(v, dict):
+                out.append(None)
+                bad.append((i, f"Error deserializing value: expected an object, got {type(v).__name__}"))
+                continue
+            out.append(v)
+        return out, bad
+
+    def encode(self, rows: list[Any]) -> list[bytes | None]:
+        out = []
+        for r in rows:
+            if r is None:
+                out.append(None)
+            elif self._serde is None:
+                out.append(None)
+            elif self.single:
+                out.append(self._serde.serialize(r.get(self.columns[0].name)))
+            else:
+                out.append(self._serde.serialize({c.name: r.get(c.name) for c in self.columns}))
+        return out
+
+
+def serdes_for(src: DataSource) -> tuple[KeySerde, ValueSerde]:
+    """The (key, value) engine serdes of a source."""
+    try:
+        return (KeySerde(src.key_columns, src.key_format, src.key_props),
+                ValueSerde(src.value_columns, src.value_format, src.value_props))
+    except SerdeError as e:
+        raise SqlError(str(e)) from None
+
+
+def value_type_of(columns: list[Column]) -> SqlType:
+    return SqlType.struct(columns)

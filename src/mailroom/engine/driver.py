@@ -41,6 +41,7 @@ class TestDriver:
         self._outputs: dict[str, list[tuple[bytes | None, bytes | None, int, list | None]]] = {}
         self._offsets: dict[str, int] = {}
         self.wall_time = 0  # ms; moved by advance_wall_clock
+        self._raw: list[tuple] = []  # every output record, in order, across topics
         self.tasks: list[Task] = []
         self._by_topic: dict[str, Task] = {}
         for sub in topology.subtopologies():
@@ -72,7 +73,9 @@ class TestDriver:
             return
         out = self._outputs.setdefault(topic, [])
         for i, (k, v) in enumerate(zip(keys, values)):
-            out.append((k, v, int(ts[i]), headers[i] if headers else None))
+            rec = (k, v, int(ts[i]), headers[i] if headers else None)
+            out.append(rec)
+            self._raw.append((topic, *rec))
 
     def _feed(self, topic: str, keys: list, values: list, ts: np.ndarray, headers=None) -> None:
         task = self._by_topic.get(topic)
@@ -114,6 +117,13 @@ class TestDriver:
         keys, _ = key_serde.decode([r[0] for r in raw])
         values, _ = value_serde.decode([r[1] for r in raw])
         return [Output(k, v, r[2], r[3]) for k, v, r in zip(keys, values, raw)]
+
+    def drain_raw(self) -> list[tuple[str, bytes | None, bytes | None, int, list | None]]:
+        """Every record written to an output topic since the last drain, in the order written,
+        as (topic, key bytes, value bytes, timestamp, headers); also drops them from read_output."""
+        raw, self._raw = self._raw, []
+        self._outputs.clear()
+        return raw
 
     def output_topics(self) -> list[str]:
         return sorted(self._outputs)

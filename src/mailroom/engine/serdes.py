@@ -161,9 +161,6 @@ class MsgpackSerde:
     handles_windowed = True
 
     def decode(self, raw):
-        import msgpack
-
-
         out, bad = [], []
         for i, b in enumerate(raw):
             try:
@@ -174,8 +171,6 @@ class MsgpackSerde:
         return out, bad
 
     def encode(self, values):
-        import msgpack
-
         if isinstance(values, pl.DataFrame):
             values = values.to_dicts()
         return [None if v is None else pack(v) for v in values]

@@ -27,54 +27,61 @@ def murmur2_batch(keys: Sequence[bytes] | pa.Array) -> np.ndarray:
     """murmur2 of every key (a list of bytes or an Arrow binary array without nulls), as uint32
     (Java's int bits)."""
     n = len(keys)
-    out = np.empty(n, dtype=np.uint32)
     if n == 0:
-        return out
+        return np.empty(0, dtype=np.uint32)
     if isinstance(keys, pa.Array):  # Arrow: lengths and bytes straight from its buffers
-        offs = np.frombuffer(keys.buffers()[1], dtype="<i4", count=n + 1, offset=4 * keys.offset).astype(np.int64)
-        data = keys.buffers()[2]
+        bufs = keys.buffers()
+        offs = np.frombuffer(bufs[1], dtype="<i4", count=n + 1, offset=4 * keys.offset)
+        data = bufs[2]
         buf = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
-        starts = offs[:-1]
         lengths = np.diff(offs)
+        first = int(offs[0])
     else:
         lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
-        buf = np.frombuffer(b"".join(keys), dtype=np.uint8)
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
+        joined = b"".join(keys)
+        buf = np.frombuffer(joined, dtype=np.uint8) if joined else np.zeros(1, np.uint8)
+        offs = None
+        first = 0
+    shortest, longest = int(lengths.min()), int(lengths.max())
     with np.errstate(over="ignore"):
-        for length in np.unique(lengths):
-            idx = np.nonzero(lengths == length)[0]
-            out[idx] = _hash_equal_length(buf, starts[idx], int(length))
+        if shortest == longest:  # one length (the usual case): the keys lie back to back
+            rows = buf[first : first + n * shortest].reshape(n, shortest) if shortest else None
+            return _hash_equal_length(rows, n, shortest)
+        if offs is None:
+            starts = np.zeros(n, dtype=np.int64)
+            np.cumsum(lengths[:-1], out=starts[1:])
+        else:
+            starts = offs[:-1].astype(np.int64)
+        out = np.empty(n, dtype=np.uint32)
+        for length in np.unique(lengths).tolist():
+            idx = np.flatnonzero(lengths == length)
+            rows = buf[starts[idx, None] + np.arange(length)] if length else None
+            out[idx] = _hash_equal_length(rows, len(idx), length)
     return out
 
 
-def _hash_equal_length(buf: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-    n = len(starts)
+def _hash_equal_length(rows: np.ndarray | None, n: int, length: int) -> np.ndarray:
+    """murmur2 of ``n`` keys of ``length`` bytes each, given as the rows of a uint8 array."""
     h = np.full(n, (_SEED ^ length) & 0xFFFFFFFF, dtype=np.uint32)
-    if length:
-        if n > 1 and starts[0] + n * length <= len(buf) and (np.diff(starts) == length).all():
-            rows = buf[starts[0] : starts[0] + n * length].reshape(n, length)  # back to back: no gather
-        else:
-            rows = buf[starts[:, None] + np.arange(length)]
     nblocks = length // 4
     if nblocks:
-        # the 4-byte blocks as little-endian uint32 columns, in one copy
-        blocks = np.ascontiguousarray(rows[:, : 4 * nblocks]).view("<u4")
-        for b in range(nblocks):
-            k = blocks[:, b] * _M
-            k ^= k >> 24
-            k *= _M
+        # every 4-byte block of every key at once (little-endian), mixed in one pass: (blocks, keys)
+        blocks = rows[:, : 4 * nblocks] if length & 3 else rows
+        k = np.ascontiguousarray(blocks).view("<u4").T
+        k = np.multiply(k, _M, order="C")
+        k ^= k >> 24
+        k *= _M
+        for b in range(nblocks):  # the running hash depends on the previous block: one at a time
             h *= _M
-            h ^= k
+            h ^= k[b]
     tail = length & 3
-    base = length & ~3
     if tail:
-        t = rows[:, base:].astype(np.uint32)
+        base = length & ~3
         if tail == 3:
-            h ^= t[:, 2] << 16
+            h ^= np.left_shift(rows[:, base + 2], 16, dtype=np.uint32)
         if tail >= 2:
-            h ^= t[:, 1] << 8
-        h ^= t[:, 0]
+            h ^= np.left_shift(rows[:, base + 1], 8, dtype=np.uint32)
+        h ^= rows[:, base]
         h *= _M
     h ^= h >> 13
     h *= _M

@@ -38,6 +38,7 @@ import pyarrow as pa
 MAGIC = b"MRB1"
 HEADER = struct.Struct("<4sIIHHqIIqq")
 HEADER_SIZE = HEADER.size  # 48
+_I32 = struct.Struct("<i")
 
 FLAG_KEYS = 1
 FLAG_NULL_KEYS = 2
@@ -250,7 +251,7 @@ def decode(buf: bytes, pos: int, header: FrameHeader) -> DecodedFrame:
 
 
 def _read_column(buf: bytes, pbuf: pa.Buffer, p: int, n: int, has_nulls: int) -> tuple[pa.Array, int]:
-    offsets = np.frombuffer(buf, dtype="<i4", count=n + 1, offset=p)
+    data_len = _I32.unpack_from(buf, p + 4 * n)[0]  # the last offset (the first is 0)
     obuf = pbuf.slice(p, 4 * (n + 1))
     p += 4 * (n + 1)
     validity = None
@@ -258,6 +259,5 @@ def _read_column(buf: bytes, pbuf: pa.Buffer, p: int, n: int, has_nulls: int) ->
         blen = (n + 7) // 8
         validity = pbuf.slice(p, blen)
         p += _pad8(blen)
-    data_len = int(offsets[-1])
     arr = pa.BinaryArray.from_buffers(pa.binary(), n, [validity, obuf, pbuf.slice(p, data_len)])
     return arr, p + data_len

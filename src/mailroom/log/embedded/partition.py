@@ -147,10 +147,12 @@ class PartitionLog:
         if not segs:
             self._create_segment(0)
             return
-        if segs[-1] != self._active_base or not self._active_path().exists():
+        st = os.fstat(self._active_fd) if self._active_fd >= 0 else None
+        # st_nlink == 0: our active segment was deleted or replaced (its path names another file)
+        if segs[-1] != self._active_base or st is None or st.st_nlink == 0:
             self._open_active(segs[-1])
             return
-        size = os.fstat(self._active_fd).st_size
+        size = st.st_size
         if size != self._active_size:
             self._scan_tail(self._active_size, self._next_offset)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import os
 import sys
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +21,30 @@ from . import frame as fr
 from .partition import PartitionLog
 from .segment import index_floor, read_index
 
-READ_CHUNK = 4 * 1024 * 1024
-POOL_BUFFERS = 4
+#: bytes read at a time: small enough that a chunk is still in the CPU cache when its CRCs are
+#: checked and its columns handed out (4 MB chunks measured ~20% slower to consume)
+READ_CHUNK = 2 * 1024 * 1024
+#: size of the pooled read buffers (a frame up to this size is read into one, bigger ones get
+#: a buffer of their own)
+BUFFER_BYTES = 4 * 1024 * 1024
+#: read buffers kept for reuse, shared by every reader of the process: a buffer that was used
+#: before is warm (no page faults, no zeroing, often still in the CPU cache) where a fresh one
+#: costs a fault per page. A buffer is reused only once nothing refers to it any more.
+POOL_BUFFERS = 8
+_pool: list[bytearray] = []
+_pool_lock = threading.Lock()
+
+
+def _free_buffer() -> memoryview:
+    """A BUFFER_BYTES buffer that no batch, array or reader refers to any more."""
+    with _pool_lock:  # (taken under the lock: the view made here marks the buffer as in use)
+        for b in _pool:
+            if sys.getrefcount(b) <= 3:  # the pool's list, the loop variable, getrefcount's argument
+                return memoryview(b)
+        b = bytearray(BUFFER_BYTES)
+        if len(_pool) < POOL_BUFFERS:
+            _pool.append(b)
+        return memoryview(b)
 
 
 class OffsetOutOfRange(Exception):
@@ -37,7 +60,6 @@ class PartitionReader:
         #: its length alone; the CRC catches damage on disk)
         self.check_crcs = check_crcs
         self._cbuf: memoryview | None = None
-        self._pool: list[bytearray] = []
         self._cstart = 0
         self._fd = -1
         self._base = -1
@@ -87,8 +109,10 @@ class PartitionReader:
         self._pos = pos
         self.next_offset = offset
 
-    def read(self, max_records: int, max_bytes: int = READ_CHUNK) -> list[fr.DecodedFrame]:
+    def read(self, max_records: int, max_bytes: int | None = None) -> list[fr.DecodedFrame]:
         """Up to ``max_records`` records from the current position, as decoded frames."""
+        if max_bytes is None:
+            max_bytes = READ_CHUNK
         out: list[fr.DecodedFrame] = []
         n = 0
         if self._fd < 0:
@@ -123,7 +147,8 @@ class PartitionReader:
                         break  # read the rest of it in the next chunk
                     if self._pos + head.length > size:
                         return out  # still being written (or torn, until a writer repairs it)
-                    buf = os.pread(self._fd, head.length, self._pos)
+                    buf = self._pread(head.length)  # a frame bigger than a chunk
+                    self._cbuf, self._cstart = buf, self._pos
                 try:
                     if self.check_crcs:
                         fr.verify(buf, p, head)
@@ -154,21 +179,13 @@ class PartitionReader:
     def _pread(self, length: int) -> memoryview:
         """``length`` bytes at the position, into a pooled buffer no batch refers to any more.
 
-        Reusing buffers keeps reads off fresh memory (new pages cost a fault and zeroing each);
-        a buffer is free again once nothing (an Arrow array, a numpy view) holds a reference.
+        Reusing buffers keeps reads off fresh memory (new pages cost a fault and zeroing each).
         """
-        if length > READ_CHUNK:
+        if length > BUFFER_BYTES:
             return memoryview(os.pread(self._fd, length, self._pos))
         self._cbuf = None  # our own reference to the last buffer does not count
-        for b in self._pool:
-            if sys.getrefcount(b) <= 3:  # the pool's list, the loop variable, getrefcount's argument
-                break
-        else:
-            b = bytearray(READ_CHUNK)
-            if len(self._pool) < POOL_BUFFERS:
-                self._pool.append(b)
-        n = os.preadv(self._fd, [b], self._pos) if length == READ_CHUNK else os.preadv(self._fd, [memoryview(b)[:length]], self._pos)
-        return memoryview(b)[:n]
+        b = _free_buffer()[:length]
+        return b[: os.preadv(self._fd, [b], self._pos)]
 
     def _cached(self, size: int) -> memoryview | None:
         """The rest of the last chunk read, if it still holds a whole frame at the position

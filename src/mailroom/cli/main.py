@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 import typer
 
 from .. import __version__
+from . import sql_commands
 from .log_commands import log_app, topics_app
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(topics_app, name="topics")
 app.add_typer(log_app, name="log")
+sql_commands.register(app)
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """mailroom's function layer: the registry, the built-ins and the UDF/UDAF/UDTF API."""
 
-from .api import LoadReport, default_registry, load_entry_points, load_folder, udaf, udf, udtf
+from .api import LoadReport, builtin_registry, default_registry, load_entry_points, load_folder, udaf, udf, udtf
 from .registry import (
     FunctionError,
     FunctionInfo,

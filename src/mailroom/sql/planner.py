@@ -1,0 +1,744 @@
+"""The planner: a SELECT onto the engine's DSL (a Topology), with the output's schema.
+
+Records flow through the topology as (key, row): ``row`` is a dict of every column by name
+(joined rows add ``ALIAS.NAME`` entries), the key is the key column's value (a tuple for
+several key columns, a :class:`~mailroom.engine.Windowed` for windowed results). Each source
+builds its rows in the source node's ``prepare`` hook (pseudo-columns, headers, event time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import Processor, SessionWindows, TimeWindows, Topology, Windowed
+from ..engine.batch import Batch
+from ..engine.serdes import WindowedSerde
+from ..formats.types import Column, SqlType
+from ..functions.registry import FunctionError, FunctionRegistry
+from . import ast as A
+from .expressions import Compiled, ExpressionCompiler, Scope, render
+from .metastore import (
+    PSEUDO_COLUMNS,
+    ROWOFFSET,
+    ROWPARTITION,
+    ROWTIME,
+    WINDOWEND,
+    WINDOWSTART,
+    DataSource,
+    HeaderColumn,
+    MetaStore,
+    SqlError,
+    WindowInfo,
+)
+from .serdes import KeySerde, ValueSerde, serdes_for
+
+_GK = "\0GK"
+_AGG = "\0AGG"
+
+
+@dataclass
+class OutputColumn:
+    name: str
+    type: SqlType
+    fn: Callable[[dict], Any]
+    key: bool = False
+
+
+@dataclass
+class Plan:
+    """What a query compiles to: its topology (ending in a sink, if it has one) and the schema."""
+
+    topology: Topology
+    key_columns: list[Column]
+    value_columns: list[Column]
+    is_table: bool
+    window: WindowInfo | None
+    source_topics: list[str]
+    #: for transient queries: the node to read results from (a stream of (key, row))
+    sources: list[DataSource] = field(default_factory=list)
+    partitions: int = 1
+
+
+class _Side:
+    """One input of a query: its engine stream/table, scope entries and metadata."""
+
+    def __init__(self, src: DataSource, alias: str, node: Any, is_table: bool) -> None:
+        self.src = src
+        self.alias = alias
+        self.node = node
+        self.is_table = is_table
+
+
+class Planner:
+    """Plans queries against a metastore, compiling expressions with a function registry."""
+
+    def __init__(self, metastore: MetaStore, registry: FunctionRegistry, *, on_error: Callable[[str], None] | None = None) -> None:
+        self.meta = metastore
+        self.registry = registry
+        self.on_error = on_error or (lambda msg: None)
+        self.compiler = ExpressionCompiler(registry, metastore.types, self.on_error)
+
+    # -- sources ------------------------------------------------------------------------------
+    def _source_node(self, top: Topology, src: DataSource, joined: bool = False):
+        kser, vser = serdes_for(src)
+        key_serde: Any = kser
+        if src.window is not None:
+            key_serde = WindowedSerde(kser, session=src.window.kind == "SESSION", size_ms=src.window.size_ms)
+        prepare = make_prepare(src)
+        if src.is_table:
+            return top.table(src.topic, key_serde=key_serde, value_serde=vser, prepare=prepare), True
+        return top.stream(src.topic, key_serde=key_serde, value_serde=vser, prepare=prepare), False
+
+    def scope_of(self, src: DataSource, alias: str | None = None, qualify: bool = False) -> Scope:
+        scope = Scope()
+        self._fill_scope(scope, src, alias, qualify)
+        return scope
+
+    def _fill_scope(self, scope: Scope, src: DataSource, alias: str | None, qualify: bool) -> None:
+        cols = [(c.name, c.type) for c in src.all_columns()]
+        cols += list(PSEUDO_COLUMNS.items())
+        if src.window is not None:
+            cols += [(WINDOWSTART, SqlType.BIGINT), (WINDOWEND, SqlType.BIGINT)]
+        for name, t in cols:
+            key = f"{alias}.{name}" if qualify else name
+            scope.add(name, key, t, alias)
+
+    # -- entry point --------------------------------------------------------------------------
+    def plan(self, q: A.Query, sink_name: str | None, *, sink_props: dict[str, Any] | None = None,
+             sink: DataSource | None = None, transient: bool = False) -> tuple[Plan, Any, list[OutputColumn]]:
+        """Plan ``q``. Returns the plan, the final engine stream (for a sink or a transient reader)
+        and the output columns. The caller attaches the sink (see :meth:`attach_sink`)."""
+        top = Topology()
+        sides, scope, stream, is_table = self._from(top, q.from_)
+        primary = sides[0].src
+        window = primary.window
+        if q.where is not None:
+            pred = self.compiler.predicate(q.where, scope)
+            stream = stream.filter(lambda k, v, p=pred: p(v))
+        if self._is_aggregate(q):
+            stream, outputs, window = self._aggregate(q, scope, stream, is_table, sink_name or "", primary)
+            is_table = True
+        else:
+            if q.having is not None:
+                raise SqlError("HAVING requires a GROUP BY clause.", q.having.pos)
+            stream, outputs = self._project(q, scope, stream, is_table, sides, sink_name or "", transient)
+        key_cols = [Column(o.name, o.type) for o in outputs if o.key]
+        value_cols = [Column(o.name, o.type) for o in outputs if not o.key]
+        if not value_cols and not transient:
+            raise SqlError("The projection contains no value columns.", q.pos)
+        plan = Plan(top, key_cols, value_cols, is_table, window, [s.src.topic for s in sides], [s.src for s in sides],
+                    max(s.src.partitions for s in sides))
+        return plan, stream, outputs
+
+    # -- FROM -----------------------------------------------------------------------------------
+    def _from(self, top: Topology, rel: A.Relation):
+        if isinstance(rel, A.SourceRef):
+            src = self.meta.get(rel.name, rel.pos)
+            node, is_table = self._source_node(top, src)
+            alias = rel.alias or rel.name
+            scope = Scope()
+            self._fill_scope(scope, src, alias, qualify=False)
+            return [_Side(src, alias, node, is_table)], scope, node, is_table
+        if isinstance(rel, A.Join):
+            return self._join(top, rel)
+        raise SqlError(f"unsupported FROM clause: {type(rel).__name__}", rel.pos)
+
+    def _join(self, top: Topology, j: A.Join):
+        from .joins import plan_join
+
+        return plan_join(self, top, j)
+
+    # -- projection without aggregation -----------------------------------------------------------
+    def _select_items(self, q: A.Query, scope: Scope, sides: list[_Side], transient: bool) -> list[tuple[str, A.Expr]]:
+        items: list[tuple[str, A.Expr]] = []
+        names: set[str] = set()
+        auto = 0
+        joined = len(sides) > 1
+        for it in q.select:
+            if isinstance(it, A.AllColumns):
+                for side in sides:
+                    if it.source is not None and it.source != side.alias:
+                        continue
+                    for c in side.src.all_columns():
+                        name = f"{side.alias}_{c.name}" if joined else c.name
+                        items.append((name, A.ColumnRef(c.name, side.alias if joined else None, pos=it.pos)))
+                    if side.src.window is not None and transient:
+                        items.append((WINDOWSTART, A.ColumnRef(WINDOWSTART, pos=it.pos)))
+                        items.append((WINDOWEND, A.ColumnRef(WINDOWEND, pos=it.pos)))
+                continue
+            alias = it.alias
+            if alias is None:
+                if isinstance(it.expr, A.ColumnRef):
+                    alias = f"{it.expr.source}_{it.expr.name}" if (joined and it.expr.source) else it.expr.name
+                elif isinstance(it.expr, A.Dereference):
+                    alias = it.expr.field
+                else:
+                    while f"KSQL_COL_{auto}" in names:
+                        auto += 1
+                    alias = f"KSQL_COL_{auto}"
+                    auto += 1
+            if alias in names:
+                raise SqlError(f"Duplicate value columns found in schema: `{alias}`", it.pos)
+            names.add(alias)
+            items.append((alias, it.expr))
+        return items
+
+    def _project(self, q: A.Query, scope: Scope, stream, is_table: bool, sides: list[_Side], sink_name: str, transient: bool):
+        items = self._select_items(q, scope, sides, transient)
+        primary = sides[0].src
+        key_names = [c.name for c in primary.key_columns]
+        outputs: list[OutputColumn] = []
+        table_functions = [(n, e) for n, e in items if isinstance(e, A.FunctionCall) and self.registry.kind_of(e.name) == "TABLE"]
+        if q.partition_by is not None:
+            if is_table:
+                raise SqlError("Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.", q.pos)
+            return self._partition_by(q, scope, stream, items, sink_name, transient)
+        # the key columns carried over: the source's (or the join's) key, found in the projection
+        key_exprs = self._key_exprs(sides)
+        key_found: dict[int, str] = {}
+        for name, e in items:
+            for ki, ke in enumerate(key_exprs):
+                if ki not in key_found and _same_column(e, ke, scope):
+                    key_found[ki] = name
+        for name, e in items:
+            if any(name == key_found.get(ki) for ki in range(len(key_exprs))) and not transient:
+                c = self.compiler.compile(e, scope)
+                outputs.append(OutputColumn(name, c.type or SqlType.STRING, c.fn, key=True))
+        if not transient and len(key_found) < len(key_exprs) and key_exprs:
+            missing = [render(key_exprs[i]) for i in range(len(key_exprs)) if i not in key_found]
+            if len(sides) > 1:
+                opts = " or ".join(render(x) for x in key_exprs)
+                raise SqlError(f"The query used to build `{sink_name}` must include the join expressions {opts} in its projection (eg, SELECT {render(key_exprs[0])}...).", q.pos)
+            what = "key column" if len(missing) == 1 else "key columns"
+            raise SqlError(f"The query used to build `{sink_name}` must include the {what} {', '.join(missing)} in its projection (eg, SELECT {missing[0]}...).", q.pos)
+        for name, e in items:
+            if any(o.name == name for o in outputs):
+                continue
+            if (name, e) in table_functions:
+                continue
+            c = self.compiler.compile(e, scope)
+            outputs.append(OutputColumn(name, c.type or SqlType.STRING, c.fn))
+        key_out = [o for o in outputs if o.key]
+        val_out = [o for o in outputs if not o.key]
+        if table_functions:
+            return self._explode(stream, scope, items, table_functions, key_out, val_out, outputs)
+
+        def project(row, vals=val_out, keys=key_out):
+            if row is None:
+                return None
+            out = {o.name: o.fn(row) for o in keys}
+            for o in vals:
+                out[o.name] = o.fn(row)
+            return out
+
+        if is_table:
+            return stream.map_values(project), outputs
+        return stream.map_values(project), outputs
+
+    def _key_exprs(self, sides: list[_Side]) -> list[A.Expr]:
+        if len(sides) == 1:
+            s = sides[0]
+            return [A.ColumnRef(c.name) for c in s.src.key_columns]
+        return list(getattr(self, "_join_key_exprs", []))
+
+    def _explode(self, stream, scope, items, table_functions, key_out, val_out, outputs):
+        """Table functions (EXPLODE ...): one output row per element; several functions zip,
+        shorter ones padded with NULL (ksqlDB's rule)."""
+        tfs = []
+        for name, e in table_functions:
+            args = [self.compiler.compile(a, scope) for a in e.args]
+            try:
+                r = self.registry.resolve_table(e.name, [a.type for a in args])
+            except FunctionError as ex:
+                raise SqlError(str(ex), e.pos) from None
+            tfs.append((name, r.fn, [a.fn for a in args]))
+            outputs.append(OutputColumn(name, r.return_type, lambda row: None))
+        order = [n for n, _ in items]
+        outputs.sort(key=lambda o: order.index(o.name) if o.name in order else -1)
+        onerr = self.on_error
+
+        def explode(key, row):
+            if row is None:
+                return []
+            lists = []
+            for _, fn, afns in tfs:
+                try:
+                    lists.append(fn(*[f(row) for f in afns]) or [])
+                except Exception as ex:  # noqa: BLE001
+                    onerr(f"table function failed: {ex}")
+                    lists.append([])
+            n = max((len(x) for x in lists), default=0)
+            base = {o.name: o.fn(row) for o in key_out + val_out}
+            out = []
+            for i in range(n):
+                r = dict(base)
+                for (name, _, _), vals in zip(tfs, lists):
+                    r[name] = vals[i] if i < len(vals) else None
+                out.append((key, r))
+            return out
+
+        return stream.flat_map(explode).repartition() if False else stream.flat_map(explode), outputs
+
+    def _partition_by(self, q: A.Query, scope: Scope, stream, items, sink_name: str, transient: bool):
+        pexprs = q.partition_by or []
+        null_key = len(pexprs) == 1 and isinstance(pexprs[0], A.Literal) and pexprs[0].value is None
+        pcs = [] if null_key else [self.compiler.compile(e, scope) for e in pexprs]
+        outputs: list[OutputColumn] = []
+        used: set[int] = set()
+        auto = 0
+        key_names = []
+        for i, (pe, pc) in enumerate(zip(pexprs, pcs)):
+            name = None
+            for n, e in items:
+                if render(e) == render(pe):
+                    name = n
+                    used.add(id(e))
+                    break
+            if name is None:
+                if isinstance(pe, A.ColumnRef):
+                    name = pe.name
+                elif isinstance(pe, A.Dereference):
+                    name = pe.field
+                else:
+                    name = f"KSQL_COL_{auto}"
+                    auto += 1
+                if not transient:
+                    raise SqlError(f"The query used to build `{sink_name}` must include the partitioning expression {render(pe)} in its projection (eg, SELECT {render(pe)}...).", q.pos)
+            key_names.append(name)
+            outputs.append(OutputColumn(name, pc.type or SqlType.STRING, pc.fn, key=True))
+        for n, e in items:
+            if id(e) in used:
+                continue
+            c = self.compiler.compile(e, scope)
+            outputs.append(OutputColumn(n, c.type or SqlType.STRING, c.fn))
+        keys = [o for o in outputs if o.key]
+        vals = [o for o in outputs if not o.key]
+
+        def rekey(k, row):
+            if row is None:
+                return None, None
+            nk = None
+            if keys:
+                kv = [o.fn(row) for o in keys]
+                nk = kv[0] if len(kv) == 1 else tuple(kv)
+            out = {o.name: o.fn(row) for o in keys}
+            for o in vals:
+                out[o.name] = o.fn(row)
+            return nk, out
+
+        return stream.map(rekey), outputs
+
+    # -- aggregation --------------------------------------------------------------------------------
+    def _is_aggregate(self, q: A.Query) -> bool:
+        if q.group_by:
+            return True
+        found = []
+        for it in q.select:
+            if isinstance(it, A.SelectItem):
+                self._find_aggs(it.expr, found)
+        return bool(found)
+
+    def _find_aggs(self, e: A.Expr, out: list[A.FunctionCall]) -> None:
+        if isinstance(e, A.FunctionCall) and self.registry.is_aggregate(e.name):
+            out.append(e)
+            return
+        for child in _children(e):
+            self._find_aggs(child, out)
+
+    def _aggregate(self, q: A.Query, scope: Scope, stream, is_table: bool, sink_name: str, primary: DataSource):
+        group = list(q.group_by or [])
+        for g in group:
+            found: list = []
+            self._find_aggs(g, found)
+            if found:
+                raise SqlError(f"GROUP BY does not support aggregate functions: {found[0].name.upper()} is an aggregate function.", g.pos)
+        aggs: list[A.FunctionCall] = []
+        for it in q.select:
+            if isinstance(it, A.AllColumns):
+                raise SqlError("Non-aggregate SELECT expression(s) not part of GROUP BY: *", it.pos)
+            self._find_aggs(it.expr, aggs)
+        if q.having is not None:
+            self._find_aggs(q.having, aggs)
+        if group and not aggs:
+            raise SqlError("GROUP BY requires aggregate functions in either the SELECT or HAVING clause.", q.pos)
+        # dedupe identical calls
+        uniq: dict[str, int] = {}
+        calls: list[A.FunctionCall] = []
+        for c in aggs:
+            r = render(c)
+            if r not in uniq:
+                uniq[r] = len(calls)
+                calls.append(c)
+        compiled_aggs = []
+        for c in calls:
+            if c.star:
+                args: list[Compiled] = []
+            else:
+                args = []
+                literal_args = []
+                for a in c.args:
+                    args.append(self.compiler.compile(a, scope))
+            lits = [a.value for a in c.args if isinstance(a, A.Literal)][0:]
+            try:
+                arg_types = [a.type for a in args]
+                resolved = self.registry.resolve_aggregate(c.name, arg_types, _literal_args(c))
+            except FunctionError as ex:
+                raise SqlError(str(ex), c.pos) from None
+            n_lits = len(_literal_args(c))
+            value_fns = [a.fn for a in args[: len(args) - n_lits]] if n_lits else [a.fn for a in args]
+            compiled_aggs.append((resolved, value_fns))
+        gcs = [self.compiler.compile(g, scope) for g in group]
+        # post-aggregation scope: group keys and aggregate results
+        post = Scope()
+        for i, (g, gc) in enumerate(zip(group, gcs)):
+            post.add(_GK + str(i), _GK + str(i), gc.type or SqlType.STRING)
+            if isinstance(g, A.ColumnRef):
+                post.add(g.name, _GK + str(i), gc.type or SqlType.STRING, g.source)
+        for j, (resolved, _) in enumerate(compiled_aggs):
+            post.add(_AGG + str(j), _AGG + str(j), resolved.return_type)
+        windowed = q.window is not None
+        if windowed:
+            post.add(WINDOWSTART, WINDOWSTART, SqlType.BIGINT)
+            post.add(WINDOWEND, WINDOWEND, SqlType.BIGINT)
+        group_text = {render(g): i for i, g in enumerate(group)}
+        agg_text = uniq
+
+        def rewrite(e: A.Expr) -> A.Expr:
+            r = render(e)
+            if r in agg_text and isinstance(e, A.FunctionCall):
+                return A.ColumnRef(_AGG + str(agg_text[r]), pos=e.pos)
+            if r in group_text:
+                return A.ColumnRef(_GK + str(group_text[r]), pos=e.pos)
+            if isinstance(e, A.ColumnRef) and e.name in (WINDOWSTART, WINDOWEND):
+                return e
+            return _map_children(e, rewrite)
+
+        items = self._select_items(q, scope, [_Side(primary, primary.name, None, is_table)], False)
+        outputs: list[OutputColumn] = []
+        key_names: dict[int, str] = {}
+        non_group = []
+        for name, e in items:
+            re_ = rewrite(e)
+            if isinstance(re_, A.ColumnRef) and re_.name.startswith(_GK) and int(re_.name[len(_GK):]) not in key_names:
+                key_names[int(re_.name[len(_GK):])] = name
+                outputs.append(OutputColumn(name, gcs[int(re_.name[len(_GK):])].type or SqlType.STRING,
+                                            (lambda row, k=re_.name: row.get(k)), key=True))
+                continue
+            bad = _loose_columns(re_)
+            if bad:
+                non_group.extend(bad)
+                continue
+            c = self.compiler.compile(re_, post)
+            outputs.append(OutputColumn(name, c.type or SqlType.STRING, c.fn))
+        if non_group:
+            raise SqlError("Non-aggregate SELECT expression(s) not part of GROUP BY: " + ", ".join(dict.fromkeys(non_group)), q.pos)
+        if group and len(key_names) < len(group):
+            missing = [render(group[i]) for i in range(len(group)) if i not in key_names]
+            raise SqlError(f"The query used to build `{sink_name}` must include the grouping expression{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(missing)} in its projection (eg, SELECT {missing[0]}...).", q.pos)
+        having = None
+        if q.having is not None:
+            hc = self.compiler.compile(rewrite(q.having), post)
+            having = hc.fn
+        # the engine side
+        gfns = [gc.fn for gc in gcs]
+        onerr = self.on_error
+
+        def group_key(k, row):
+            if not gfns:
+                return None if False else ""  # one group (no GROUP BY): ksqlDB keys it by nothing
+            vals = [f(row) for f in gfns]
+            if any(v is None for v in vals):
+                return None
+            return vals[0] if len(vals) == 1 else tuple(vals)
+
+        n = len(compiled_aggs)
+
+        def init():
+            return [r.initialize() for r, _ in compiled_aggs]
+
+        def add(key, row, state):
+            out = list(state)
+            for i, (r, fns) in enumerate(compiled_aggs):
+                try:
+                    out[i] = r.aggregate(out[i], *[f(row) for f in fns])
+                except Exception as ex:  # noqa: BLE001 - a failing UDAF skips the value
+                    onerr(f"aggregate {r.name} failed: {ex}")
+            return out
+
+        def sub(key, row, state):
+            out = list(state)
+            for i, (r, fns) in enumerate(compiled_aggs):
+                if r.undo is None:
+                    continue
+                try:
+                    out[i] = r.undo(out[i], *[f(row) for f in fns])
+                except Exception as ex:  # noqa: BLE001
+                    onerr(f"aggregate {r.name} undo failed: {ex}")
+            return out
+
+        def merge(key, a, b):
+            return [r.merge(x, y) for (r, _), x, y in zip(compiled_aggs, a, b)]
+
+        emit_final = q.emit == "FINAL"
+        if is_table:
+            if windowed:
+                raise SqlError("Windowing not supported for table aggregations.", q.window.pos)
+            missing_undo = [r.name for r, _ in compiled_aggs if r.undo is None]
+            if missing_undo:
+                raise SqlError(f"The aggregation functions {', '.join(missing_undo)} cannot be applied to a table source, only to a stream source.", q.pos)
+            table = stream.group_by(group_key).aggregate(init, add, sub)
+        else:
+            grouped = stream.group_by(group_key) if group else stream.group_by(lambda k, v: "")
+            if windowed:
+                w = q.window
+                grace = w.grace_ms if w.grace_ms is not None else 24 * 3600_000
+                if w.kind == "SESSION":
+                    table = grouped.windowed_by(SessionWindows(w.size_ms, grace)).aggregate(init, add, merge, emit_final=emit_final)
+                else:
+                    tw = TimeWindows(w.size_ms, w.advance_ms or w.size_ms, grace, w.retention_ms)
+                    table = grouped.windowed_by(tw).aggregate(init, add, emit_final=emit_final)
+            else:
+                table = grouped.aggregate(init, add)
+        window = None
+        if windowed:
+            window = WindowInfo(q.window.kind, q.window.size_ms if q.window.kind != "SESSION" else None)
+
+        def result_row(key, state):
+            row: dict[str, Any] = {}
+            k = key
+            if isinstance(key, Windowed):
+                row[WINDOWSTART] = key.start
+                row[WINDOWEND] = key.end
+                k = key.key
+            if len(gfns) == 1:
+                row[_GK + "0"] = k
+            elif gfns:
+                for i, x in enumerate(k):
+                    row[_GK + str(i)] = x
+            for i, (r, _) in enumerate(compiled_aggs):
+                try:
+                    row[_AGG + str(i)] = r.result(state[i])
+                except Exception as ex:  # noqa: BLE001
+                    onerr(f"aggregate {r.name} result failed: {ex}")
+                    row[_AGG + str(i)] = None
+            return row
+
+        val_outs = [o for o in outputs if not o.key]
+        key_outs = [o for o in outputs if o.key]
+
+        def finish(k, state):
+            if state is None:
+                return None
+            row = result_row(k, state)
+            if having is not None and having(row) is not True:
+                return None
+            out = {o.name: o.fn(row) for o in key_outs}
+            for o in val_outs:
+                out[o.name] = o.fn(row)
+            return out
+
+        changes = table.to_stream(with_old=True)
+
+        def to_rows(k, change, fin=finish):
+            new = fin(k, change["new"])
+            old = fin(k, change["old"]) if change["old"] is not None else None
+            if new is None and old is None:
+                return []  # HAVING filtered a row that was never out: nothing to retract
+            return [(k, new)]
+
+        return changes.flat_map(to_rows), outputs, window
+
+    # -- sinks ----------------------------------------------------------------------------------------
+    def attach_sink(self, stream, sink: DataSource, outputs: list[OutputColumn], plan: Plan) -> None:
+        """Write the query's (key, row) records to the sink's topic in its formats."""
+        kser, vser = serdes_for(sink)
+        key_serde: Any = kser
+        if sink.window is not None:
+            key_serde = WindowedSerde(kser, session=sink.window.kind == "SESSION", size_ms=sink.window.size_ms)
+        ts_col = sink.timestamp_column
+        if ts_col is not None:
+            conv = timestamp_converter(sink.column(ts_col).type if sink.column(ts_col) else SqlType.BIGINT, sink.timestamp_format)
+            stream = stream.process(lambda: _Restamp(ts_col, conv))
+        stream.to(sink.topic, key_serde=key_serde, value_serde=vser)
+
+
+class _Restamp(Processor):
+    """Sets each output record's timestamp from a column (the sink's TIMESTAMP property)."""
+
+    def __init__(self, column: str, conv: Callable[[Any], int | None]) -> None:
+        super().__init__("RESTAMP")
+        self.column, self.conv = column, conv
+
+    def process(self, batch: Batch) -> None:
+        ts = batch.timestamps.copy()
+        for i, row in enumerate(batch.rows()):
+            if row is not None:
+                try:
+                    t = self.conv(row.get(self.column))
+                except Exception:  # noqa: BLE001 - keep the record's own time
+                    t = None
+                if t is not None:
+                    ts[i] = t
+        self.forward(Batch(batch.keys, batch.values, ts, batch.offsets, batch.topic, batch.partition, batch.headers))
+
+
+def _literal_args(c: A.FunctionCall) -> list[Any]:
+    """Trailing literal arguments of an aggregate (e.g. TOPK(col, 3): k)."""
+    lits = []
+    for a in reversed(c.args[1:]):
+        if isinstance(a, A.Literal):
+            lits.insert(0, a.value)
+        else:
+            break
+    return lits
+
+
+def _children(e: A.Expr) -> list[A.Expr]:
+    out = []
+    for v in vars(e).values():
+        if isinstance(v, A.Expr):
+            out.append(v)
+        elif isinstance(v, list):
+            for x in v:
+                if isinstance(x, A.Expr):
+                    out.append(x)
+                elif isinstance(x, tuple):
+                    out.extend(y for y in x if isinstance(y, A.Expr))
+    return out
+
+
+def _map_children(e: A.Expr, fn: Callable[[A.Expr], A.Expr]) -> A.Expr:
+    import copy
+
+    new = copy.copy(e)
+    for k, v in vars(e).items():
+        if k == "pos":
+            continue
+        if isinstance(v, A.Lambda):
+            setattr(new, k, v)
+        elif isinstance(v, A.Expr):
+            setattr(new, k, fn(v))
+        elif isinstance(v, list):
+            nv = []
+            for x in v:
+                if isinstance(x, A.Lambda):
+                    nv.append(x)
+                elif isinstance(x, A.Expr):
+                    nv.append(fn(x))
+                elif isinstance(x, tuple):
+                    nv.append(tuple(fn(y) if isinstance(y, A.Expr) and not isinstance(y, A.Lambda) else y for y in x))
+                else:
+                    nv.append(x)
+            setattr(new, k, nv)
+    return new
+
+
+def _loose_columns(e: A.Expr, lambda_params: frozenset = frozenset()) -> list[str]:
+    """Column references left after rewriting grouped expressions: not part of the GROUP BY."""
+    if isinstance(e, A.ColumnRef):
+        if e.name.startswith(("\0",)) or e.name in (WINDOWSTART, WINDOWEND) or e.name in lambda_params:
+            return []
+        return [render(e)]
+    if isinstance(e, A.Lambda):
+        return _loose_columns(e.body, lambda_params | frozenset(e.params))
+    out = []
+    for c in _children(e):
+        out.extend(_loose_columns(c, lambda_params))
+    return out
+
+
+def _same_column(e: A.Expr, key: A.Expr, scope: Scope) -> bool:
+    if not isinstance(e, A.ColumnRef) or not isinstance(key, A.ColumnRef):
+        return False
+    try:
+        return scope.resolve(e)[0] == scope.resolve(key)[0]
+    except SqlError:
+        return False
+
+
+# -- rows from records ---------------------------------------------------------------------------------
+def timestamp_converter(t: SqlType, fmt: str | None) -> Callable[[Any], int | None]:
+    """A function turning a TIMESTAMP column's value into epoch ms."""
+    if t.base == "TIMESTAMP":
+        epoch = dt.datetime(1970, 1, 1)
+        return lambda v: None if v is None else int((v - epoch).total_seconds() * 1000) if isinstance(v, dt.datetime) else int(v)
+    if t.base == "STRING":
+        if not fmt:
+            raise SqlError("A TIMESTAMP column of type STRING needs a TIMESTAMP_FORMAT")
+        from ..functions.builtins._javatime import parse_timestamp_ms  # type: ignore[attr-defined]
+
+        return lambda v: None if v is None else parse_timestamp_ms(v, fmt)
+    return lambda v: None if v is None else int(v)
+
+
+def make_prepare(src: DataSource) -> Callable[[Batch], tuple[Batch, list[tuple[int, str]]]]:
+    """The source node hook that turns decoded (key, value) records into rows."""
+    key_names = [c.name for c in src.key_columns]
+    nkeys = len(key_names)
+    headers = list(src.header_columns)
+    windowed = src.window is not None
+    ts_col = src.timestamp_column
+    ts_conv = None
+    if ts_col is not None:
+        col = src.column(ts_col)
+        ts_conv = timestamp_converter(col.type if col else SqlType.BIGINT, src.timestamp_format)
+
+    def prepare(batch: Batch) -> tuple[Batch, list[tuple[int, str]]]:
+        rows = []
+        bad: list[tuple[int, str]] = []
+        ts = batch.timestamps.copy()
+        offsets = batch.offsets
+        part = batch.partition
+        values = batch.rows()
+        keys = []
+        for i, (k, v) in enumerate(zip(batch.keys, values)):
+            if windowed and isinstance(k, Windowed):
+                wk = k
+                k = k.key
+            else:
+                wk = None
+            keys.append(k if not windowed else wk)
+            if v is None:
+                rows.append(None)
+                continue
+            row = dict(v)
+            if nkeys == 1:
+                row[key_names[0]] = k
+            elif nkeys > 1:
+                kk = k if isinstance(k, (tuple, list)) else (None,) * nkeys
+                for name, x in zip(key_names, kk):
+                    row[name] = x
+            if wk is not None:
+                row[WINDOWSTART] = wk.start
+                row[WINDOWEND] = wk.end
+            if headers:
+                hs = (batch.headers[i] if batch.headers else None) or []
+                for h in headers:
+                    if h.key is None:
+                        row[h.name] = [{"KEY": hk, "VALUE": hv} for hk, hv in hs]
+                    else:
+                        row[h.name] = next((hv for hk, hv in reversed(hs) if hk == h.key), None)
+            if ts_conv is not None:
+                try:
+                    t = ts_conv(row.get(ts_col))
+                except Exception as ex:  # noqa: BLE001
+                    bad.append((i, f"Failed to extract timestamp from column {ts_col}: {ex}"))
+                    rows.append(None)
+                    continue
+                if t is None:
+                    bad.append((i, f"Failed to extract timestamp: column {ts_col} is NULL"))
+                    rows.append(None)
+                    continue
+                ts[i] = t
+            row[ROWTIME] = int(ts[i])
+            row[ROWPARTITION] = part
+            row[ROWOFFSET] = None if offsets is None else int(offsets[i])
+            rows.append(row)
+        out = Batch(keys, rows, ts, offsets, batch.topic, batch.partition, batch.headers, batch.old_values)
+        return out, bad
+
+    return prepare

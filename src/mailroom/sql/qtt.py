@@ -152,6 +152,11 @@ def _run(case: Case, registry: FunctionRegistry | None) -> CaseResult:
         if expected_error:
             return _check_error(case, e, expected_error, last=True)
         return CaseResult(case, "failed", f"statement did not parse: {e}")
+    from . import ast as A
+
+    for stmt in parsed:  # the runner provides the topics the statements read (ksqlDB's does too)
+        if isinstance(stmt, A.CreateSource) and stmt.props.get("KAFKA_TOPIC") and "PARTITIONS" not in stmt.props:
+            runtime.create_topic(str(stmt.props["KAFKA_TOPIC"]), 1)
     for i, stmt in enumerate(parsed):
         try:
             ex.execute(stmt)

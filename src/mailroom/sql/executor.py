@@ -162,8 +162,11 @@ class SqlExecutor:
             if len(src.value_columns) != 1:
                 raise SqlError("'WRAP_SINGLE_VALUE' is only valid for single-field value schemas", pos)
             src.value_props["wrapped"] = bool(props["WRAP_SINGLE_VALUE"])
-        elif inherit is not None and "wrapped" in inherit.value_props and len(src.value_columns) == 1:
-            src.value_props["wrapped"] = inherit.value_props["wrapped"]
+        if inherit is not None:  # the same format goes on with the same delimiter
+            if kf == inherit.key_format and "delimiter" in inherit.key_props:
+                src.key_props.setdefault("delimiter", inherit.key_props["delimiter"])
+            if vf == inherit.value_format and "delimiter" in inherit.value_props:
+                src.value_props.setdefault("delimiter", inherit.value_props["delimiter"])
         for side, key in (("key", "KEY_DELIMITER"), ("value", "VALUE_DELIMITER")):
             if key in props:
                 d = str(props[key])

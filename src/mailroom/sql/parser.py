@@ -812,21 +812,49 @@ def _end_pos(text: str) -> A.Pos:
     return (line, len(body) - (body.rfind("\n") + 1) + 1)
 
 
-def _syntax_error(lark: Lark, e: UnexpectedInput, text: str) -> SqlSyntaxError:
+def _accepted(lark: Lark, text: str, start: str, error_at: int) -> set[str] | None:
+    """The terminals the parser could really take where the error is.
+
+    LALR may reduce on a lookahead it merged in from another context before it notices the
+    error (``a b``: reduced all the way to the end of the expression), so the expected set of
+    the exception can be too small. Re-run up to the offending token and ask the parser state
+    from *before* it, which simulates every candidate terminal."""
+    ip = lark.parse_interactive(text, start=start)
+    try:
+        for tok in ip.iter_parse():  # yields each token before feeding it
+            if tok.start_pos >= error_at:
+                break
+    except UnexpectedInput:
+        pass  # raised by the lexer: the state is still the one before the bad input
+    except Exception:  # pragma: no cover - only a better message is at stake
+        return None
+    try:
+        return set(ip.accepts())
+    except Exception:  # pragma: no cover
+        return None
+
+
+def _syntax_error(lark: Lark, e: UnexpectedInput, text: str, start: str) -> SqlSyntaxError:
     if isinstance(e, UnexpectedToken):
         tok = e.token
-        expected = _expecting(lark, getattr(e, "accepts", None) or e.expected)
-        if tok.type == "$END":
+        at_end = tok.type == "$END"
+        accepted = _accepted(lark, text, start, len(text) + 1 if at_end else tok.start_pos)
+        expected = _expecting(lark, accepted or getattr(e, "accepts", None) or e.expected)
+        if at_end:
             line, col = _end_pos(text)
-            return SqlSyntaxError(f"mismatched input '<EOF>' expecting {expected}", line, col + 1 if col else 1)
+            return SqlSyntaxError(f"mismatched input '<EOF>' expecting {expected}", line, col)
         return SqlSyntaxError(f"mismatched input '{tok}' expecting {expected}", tok.line, tok.column)
     if isinstance(e, UnexpectedCharacters):
-        expected = _expecting(lark, e.allowed)
         char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "<EOF>"
         if char == "'":
             return SqlSyntaxError("unterminated string literal", e.line, e.column)
         if char == "`":
             return SqlSyntaxError("unterminated quoted identifier", e.line, e.column)
+        m = _VARIABLE.match(text, e.pos_in_stream)
+        if m:
+            return SqlSyntaxError(f"variable '{m.group(1)}' is not defined: DEFINE it or pass it", e.line, e.column)
+        accepted = _accepted(lark, text, start, e.pos_in_stream)
+        expected = _expecting(lark, accepted or e.allowed)
         return SqlSyntaxError(f"extraneous input '{char}' expecting {expected}", e.line, e.column)
     return SqlSyntaxError(f"syntax error: {e}", getattr(e, "line", None), getattr(e, "column", None))
 
@@ -883,7 +911,7 @@ def _parse_text(text: str, start: str) -> Any:
     try:
         tree = lark.parse(text, start=start)
     except UnexpectedInput as e:
-        raise _syntax_error(lark, e, text) from None
+        raise _syntax_error(lark, e, text, start) from None
     builder = _Builder(text)
     try:
         result = builder.transform(tree)

@@ -238,6 +238,10 @@ class Planner:
             return stream.map_values(project), outputs
         return stream.map_values(project), outputs
 
+    def _single_source_name(self, q: A.Query) -> str | None:
+        rel = q.from_
+        return (rel.alias or rel.name) if isinstance(rel, A.SourceRef) else None
+
     def _key_exprs(self, sides: list[_Side]) -> list[A.Expr]:
         if len(sides) == 1:
             s = sides[0]
@@ -305,8 +309,10 @@ class Planner:
                 else:
                     name = f"KSQL_COL_{auto}"
                     auto += 1
-                if not transient:
-                    raise SqlError(f"The query used to build `{sink_name}` must include the partitioning expression {render(pe)} in its projection (eg, SELECT {render(pe)}...).", q.pos)
+                star = any(isinstance(it, A.AllColumns) for it in q.select)
+                if not transient and not star:
+                    qualified = render(_qualify(pe, self._single_source_name(q)))
+                    raise SqlError(f"The query used to build `{sink_name}` must include the partitioning expression {qualified} in its projection (eg, SELECT {qualified}...).", q.pos)
             key_names.append(name)
             outputs.append(OutputColumn(name, pc.type or SqlType.STRING, pc.fn, key=True))
         for n, e in items:
@@ -341,6 +347,13 @@ class Planner:
                 self._find_aggs(it.expr, found)
         return bool(found)
 
+    def _check_functions(self, e: A.Expr) -> None:
+        """Unknown functions are reported before anything else is said of a query."""
+        if isinstance(e, A.FunctionCall) and self.registry.kind_of(e.name) is None:
+            raise SqlError(f"Can't find any functions with the name '{e.name.upper()}'", e.pos)
+        for child in _children(e):
+            self._check_functions(child)
+
     def _find_aggs(self, e: A.Expr, out: list[A.FunctionCall]) -> None:
         if isinstance(e, A.FunctionCall) and self.registry.is_aggregate(e.name):
             out.append(e)
@@ -362,6 +375,8 @@ class Planner:
             self._find_aggs(it.expr, aggs)
         if q.having is not None:
             self._find_aggs(q.having, aggs)
+        for it in q.select:
+            self._check_functions(it.expr)
         if group and not aggs:
             raise SqlError("GROUP BY requires aggregate functions in either the SELECT or HAVING clause.", q.pos)
         # dedupe identical calls
@@ -429,12 +444,16 @@ class Planner:
                 continue
             bad = _loose_columns(re_)
             if bad:
-                non_group.extend(bad)
+                non_group.append(render(e))
                 continue
             c = self.compiler.compile(re_, post)
             outputs.append(OutputColumn(name, c.type or SqlType.STRING, c.fn))
         if non_group:
             raise SqlError("Non-aggregate SELECT expression(s) not part of GROUP BY: " + ", ".join(dict.fromkeys(non_group)), q.pos)
+        # key columns in GROUP BY order, whatever the projection's order
+        gk_order = {name: i for i, name in key_names.items()}
+        keys_sorted = sorted((o for o in outputs if o.key), key=lambda o: gk_order.get(o.name, 0))
+        outputs = keys_sorted + [o for o in outputs if not o.key]
         if group and len(key_names) < len(group):
             missing = [render(group[i]) for i in range(len(group)) if i not in key_names]
             raise SqlError(f"The query used to build `{sink_name}` must include the grouping expression{'s' if len(missing) > 1 else ''} "
@@ -489,13 +508,15 @@ class Planner:
                 raise SqlError("Windowing not supported for table aggregations.", q.window.pos)
             missing_undo = [r.name for r, _ in compiled_aggs if r.undo is None]
             if missing_undo:
-                raise SqlError(f"The aggregation functions {', '.join(missing_undo)} cannot be applied to a table source, only to a stream source.", q.pos)
+                names = ", ".join(missing_undo[:-1]) + " and " + missing_undo[-1] if len(missing_undo) > 1 else missing_undo[0]
+                raise SqlError(f"The aggregation functions {names} cannot be applied to a table source, only to a stream source.", q.pos)
             table = stream.group_by(group_key).aggregate(init, add, sub)
         else:
             grouped = stream.group_by(group_key) if group else stream.group_by(lambda k, v: "")
             if windowed:
                 w = q.window
-                grace = w.grace_ms if w.grace_ms is not None else 24 * 3600_000
+                # no GRACE PERIOD: 24 hours, but a final result (EMIT FINAL) comes at the window's end
+                grace = w.grace_ms if w.grace_ms is not None else (0 if emit_final else 24 * 3600_000)
                 if w.kind == "SESSION":
                     table = grouped.windowed_by(SessionWindows(w.size_ms, grace)).aggregate(init, add, merge, emit_final=emit_final)
                 else:
@@ -584,6 +605,15 @@ class _Restamp(Processor):
                 if t is not None:
                     ts[i] = t
         self.forward(Batch(batch.keys, batch.values, ts, batch.offsets, batch.topic, batch.partition, batch.headers))
+
+
+def _qualify(e: A.Expr, source: str | None) -> A.Expr:
+    """The expression with its column references qualified by ``source`` (as ksqlDB prints them)."""
+    if source is None:
+        return e
+    if isinstance(e, A.ColumnRef):
+        return A.ColumnRef(e.name, e.source or source, pos=e.pos)
+    return _map_children(e, lambda c: _qualify(c, source))
 
 
 def _literal_args(c: A.FunctionCall) -> list[Any]:

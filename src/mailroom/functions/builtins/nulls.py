@@ -29,3 +29,5 @@ def register(reg: FunctionRegistry) -> None:
     sc("IFNULL", O(["T", "T"], "T", lambda a, b: b if a is None else a, strict=False), d="IFNULL(x, alt): alt when x is NULL.")
     sc("NULLIF", O(["T", "T"], "T", lambda a, b: None if a is not None and a == b else a, strict=False),
        d="NULLIF(x, y): NULL when x = y, else x.")
+    sc("AS_VALUE", O(["T"], "T", lambda a: a, strict=False),
+       d="AS_VALUE(key column): a copy of a key column in the value (ksqlDB's key-to-value projection).")

@@ -180,10 +180,6 @@ def _int_literal(value: int, pos: A.Pos, text: str | None = None) -> A.Literal:
     raise SqlSyntaxError(f"Invalid numeric literal: {text or value}", *pos)
 
 
-def _is_kw(x: Any) -> bool:
-    return isinstance(x, Token)
-
-
 # --- the tree builder ----------------------------------------------------------------------------
 
 
@@ -718,7 +714,7 @@ class _Builder(Transformer):
         value = Decimal(str(c[0]))
         try:
             return A.Literal(value, _decimal_type(value), pos=_pos(c[0]))
-        except ValueError:  # more than 38 digits: ksqlDB falls back to DOUBLE as well
+        except ValueError:  # more than 38 digits: no DECIMAL holds it, keep it as a DOUBLE
             return A.Literal(float(value), SqlType.DOUBLE, pos=_pos(c[0]))
 
     def double(self, c: list) -> A.Literal:

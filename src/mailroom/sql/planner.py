@@ -36,6 +36,8 @@ from .metastore import (
 from .serdes import KeySerde, ValueSerde, serdes_for
 
 _GK = "\0GK"
+#: marks the row of a stream record whose value is NULL (projections keep it NULL)
+NULL_VALUE = "\0NULL"
 _AGG = "\0AGG"
 
 
@@ -227,7 +229,7 @@ class Planner:
             return self._explode(stream, scope, items, table_functions, key_out, val_out, outputs)
 
         def project(row, vals=val_out, keys=key_out):
-            if row is None:
+            if row is None or NULL_VALUE in row:
                 return None
             out = {o.name: o.fn(row) for o in keys}
             for o in vals:
@@ -330,6 +332,8 @@ class Planner:
             if keys:
                 kv = [o.fn(row) for o in keys]
                 nk = kv[0] if len(kv) == 1 else tuple(kv)
+            if NULL_VALUE in row:
+                return nk, None
             out = {o.name: o.fn(row) for o in keys}
             for o in vals:
                 out[o.name] = o.fn(row)
@@ -580,6 +584,8 @@ class Planner:
         key_serde: Any = kser
         if sink.window is not None:
             key_serde = WindowedSerde(kser, session=sink.window.kind == "SESSION", size_ms=sink.window.size_ms)
+        if hasattr(stream, "to_stream") and not hasattr(stream, "to"):
+            stream = stream.to_stream()  # a table's changes (deletions as tombstones)
         ts_col = sink.timestamp_column
         if ts_col is not None:
             conv = timestamp_converter(sink.column(ts_col).type if sink.column(ts_col) else SqlType.BIGINT, sink.timestamp_format)
@@ -711,6 +717,7 @@ def make_prepare(src: DataSource) -> Callable[[Batch], tuple[Batch, list[tuple[i
     nkeys = len(key_names)
     headers = list(src.header_columns)
     windowed = src.window is not None
+    is_table = src.is_table
     ts_col = src.timestamp_column
     ts_conv = None
     if ts_col is not None:
@@ -733,9 +740,12 @@ def make_prepare(src: DataSource) -> Callable[[Batch], tuple[Batch, list[tuple[i
                 wk = None
             keys.append(k if not windowed else wk)
             if v is None:
-                rows.append(None)
-                continue
-            row = dict(v)
+                if is_table:  # a table's tombstone stays a deletion
+                    rows.append(None)
+                    continue
+                row = {NULL_VALUE: True}  # a stream record without a value: its key still counts
+            else:
+                row = dict(v)
             if nkeys == 1:
                 row[key_names[0]] = k
             elif nkeys > 1:

@@ -140,6 +140,7 @@ class ValueSerde:
 
 def serdes_for(src: DataSource) -> tuple[KeySerde, ValueSerde]:
     """The (key, value) engine serdes of a source."""
+    validate_formats(src)
     try:
         return (KeySerde(src.key_columns, src.key_format, src.key_props),
                 ValueSerde(src.value_columns, src.value_format, src.value_props))
@@ -149,3 +150,55 @@ def serdes_for(src: DataSource) -> tuple[KeySerde, ValueSerde]:
 
 def value_type_of(columns: list[Column]) -> SqlType:
     return SqlType.struct(columns)
+
+
+def ksql_type(t: SqlType) -> str:
+    """A type as ksqlDB prints it in messages (INT as INTEGER, struct fields back-quoted)."""
+    b = t.base
+    if b == "INT":
+        return "INTEGER"
+    if b == "DECIMAL":
+        return f"DECIMAL({t.precision}, {t.scale})"
+    if b == "ARRAY":
+        return f"ARRAY<{ksql_type(t.element)}>"
+    if b == "MAP":
+        return f"MAP<STRING, {ksql_type(t.element)}>"
+    if b == "STRUCT":
+        return "STRUCT<" + ", ".join(f"`{f.name}` {ksql_type(f.type)}" for f in t.fields) + ">"
+    return b
+
+
+def _has_map(t: SqlType) -> bool:
+    if t.base == "MAP":
+        return True
+    if t.base == "ARRAY":
+        return _has_map(t.element)
+    if t.base == "STRUCT":
+        return any(_has_map(f.type) for f in t.fields)
+    return False
+
+
+def validate_formats(src: DataSource) -> None:
+    """ksqlDB's checks of a source's columns against its formats, with its messages."""
+    keys = src.key_columns
+    for c in keys:
+        if _has_map(c.type):
+            raise SqlError(f"Map keys, including types that contain maps, are not supported as they may lead to unexpected "
+                           f"behavior due to inconsistent serialization. Key column name: `{c.name}`. Column type: "
+                           f"{ksql_type(c.type)}. See https://github.com/confluentinc/ksql/issues/6621 for more.")
+    schema = "Persistence{columns=[" + ", ".join(f"`{c.name}` {ksql_type(c.type)} KEY" for c in keys) + "], features=[]}"
+    kf = src.key_format
+    if kf == "KAFKA" and len(keys) > 1:
+        raise SqlError(f"Key format does not support schema.\nformat: KAFKA\nschema: {schema}\nreason: The 'KAFKA' format only "
+                       f"supports a single field. Got: [" + ", ".join(f"`{c.name}` {ksql_type(c.type)} KEY" for c in keys) + "]")
+    for c in keys:
+        if kf == "KAFKA" and (not c.type.is_primitive or c.type.base in ("BOOLEAN", "DECIMAL", "TIMESTAMP", "DATE", "TIME")):
+            raise SqlError(f"Key format does not support schema.\nformat: KAFKA\nschema: {schema}\nreason: The 'KAFKA' format "
+                           f"does not support type '{c.type.base}'")
+        if kf == "DELIMITED" and c.type.base in ("ARRAY", "MAP", "STRUCT"):
+            raise SqlError(f"Key format does not support schema.\nformat: DELIMITED\nschema: {schema}\nreason: The 'DELIMITED' "
+                           f"format does not support type '{c.type.base}', column: `{c.name}`")
+    if src.value_format == "DELIMITED":
+        for c in src.value_columns:
+            if c.type.base in ("ARRAY", "MAP", "STRUCT"):
+                raise SqlError(f"The 'DELIMITED' format does not support type '{c.type.base}'")

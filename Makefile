@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test bench-log system-deps clean help
+.PHONY: demo test bench-log bench-engine system-deps clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,6 +28,13 @@ test: $(STAMP) system-deps  ## set up and run the whole test suite (starts and s
 
 bench-log: $(STAMP) system-deps  ## log throughput: embedded and Kafka beside their raw limits
 	$(PY) bench/log_bench.py
+
+bench-engine: $(STAMP) system-deps  ## engine end to end (3 workloads) on both logs beside Kafka Streams, Quix Streams, Faust
+	$(PY) bench/engine_bench.py $(BENCH_ARGS)
+
+qtt: $(STAMP)  ## run ksqlDB's public conformance cases (../shared/qtt); record newly passing ones
+	$(VENV)/bin/mailroom qtt ../shared/qtt/query-validation-tests/ -q --udf-dir tests/functions/qtt_udfs \
+	  --report bench/results/qtt.json --record-passing tests/sql/qtt_passing.txt
 
 clean:  ## remove the venv, caches and local data
 	rm -rf $(VENV) .cache .mailroom .pytest_cache

@@ -15,6 +15,8 @@ def qtt(
     name: str | None = typer.Option(None, "--name", "-k", help="run only cases whose name contains this text"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print failures only, and the closing count"),
     udf_dir: Path | None = typer.Option(None, "--udf-dir", help="a folder of Python UDF files to load first"),
+    record_passing: Path | None = typer.Option(None, "--record-passing",
+                                               help="add the ids of the cases that passed to this file (it only grows)"),
 ) -> None:
     """Run ksqlDB query-validation test files: one line per case, then `N passed, N failed, N skipped`."""
     from ..functions import builtin_registry, load_folder
@@ -42,6 +44,11 @@ def qtt(
 
     results = run_files(files, registry=registry, on_result=show, name_filter=name)
     typer.echo(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    if record_passing is not None:
+        known = set(record_passing.read_text().splitlines()) if record_passing.exists() else set()
+        known |= {r.case.id for r in results if r.status == "passed"}
+        record_passing.write_text("\n".join(sorted(k for k in known if k)) + "\n")
+        typer.echo(f"{len(known)} passing cases recorded in {record_passing}")
     if report is not None:
         out = [{"file": Path(r.case.file).name, "name": r.case.name, "status": r.status, "reason": r.reason,
                 "actual": r.actual} for r in results]

@@ -427,13 +427,14 @@ def test_errors_have_line_column_and_ksql_like_message() -> None:
     err = info.value
     assert isinstance(err, MailroomError)
     assert (err.line, err.column) == (1, 10)
-    assert str(err).startswith("line 1:10: mismatched input 'FORM' expecting {")
+    assert str(err).startswith("line 1:10: Syntax Error\nExpecting {")
     assert "'FROM'" in str(err) and "','" in str(err)
+    assert "Statement: SELECT * FORM s;" in str(err) and "Found: 'FORM'" in str(err)
 
     with pytest.raises(SqlSyntaxError) as info:
         parse("CREATE STREAM s (a INT) WITH (kafka_topic='s');\nSELECT a,\n  FROM s;")
     assert (info.value.line, info.value.column) == (3, 3)
-    assert "mismatched input 'FROM'" in str(info.value) and "IDENTIFIER" in str(info.value)
+    assert "Found: 'FROM'" in str(info.value) and "IDENTIFIER" in str(info.value)
 
     with pytest.raises(SqlSyntaxError) as info:
         parse("CREATE STREAM INPUT (K STRING (KEY)) WITH (kafka_topic='input',value_format='JSON');")

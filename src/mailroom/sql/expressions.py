@@ -225,6 +225,11 @@ class ExpressionCompiler:
 
     def _comparison(self, op: str, left: Compiled, right: Compiled, e: A.Expr) -> Compiled:
         lt, rt = left.type, right.type
+        if lt is not None and rt is not None and lt.base in ("ARRAY", "MAP", "STRUCT") and op not in ("=", "<>", "!="):
+            from .serdes import ksql_type
+
+            raise SqlError(f"Cannot compare {_expr_text(getattr(e, 'left', e))} ({ksql_type(lt)}) to "
+                           f"{_expr_text(getattr(e, 'right', e))} ({ksql_type(rt)}) with {_OP_NAMES[op]}.", e.pos)
         if lt is not None and rt is not None and not _comparable(lt, rt):
             raise SqlError(f"Cannot compare {_expr_text(getattr(e, 'left', e))} ({type_name(lt)}) to "
                            f"{_expr_text(getattr(e, 'right', e))} ({type_name(rt)}) with {op.replace('!=', '<>')}.", e.pos)
@@ -552,6 +557,8 @@ _DEC_OPS = {
     "/": lambda a, b: _DEC_CTX.divide(a, b),
     "%": lambda a, b: _DEC_CTX.remainder(a, b),
 }
+_OP_NAMES = {"=": "EQUAL", "<>": "NOT_EQUAL", "!=": "NOT_EQUAL", "<": "LESS_THAN", "<=": "LESS_THAN_OR_EQUAL",
+             ">": "GREATER_THAN", ">=": "GREATER_THAN_OR_EQUAL"}
 _CMP = {
     "=": lambda a, b: a == b,
     "<>": lambda a, b: a != b,

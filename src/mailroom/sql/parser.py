@@ -54,9 +54,28 @@ class SqlSyntaxError(MailroomError):
     The message reads like ksqlDB's: ``line 1:10: mismatched input 'FORM' expecting {',', 'FROM'}``.
     """
 
-    def __init__(self, reason: str, line: int | None = None, column: int | None = None) -> None:
-        self.reason, self.line, self.column = reason, line, column
-        super().__init__(f"line {line}:{column}: {reason}" if line is not None else reason)
+    def __init__(self, reason: str, line: int | None = None, column: int | None = None, statement: str | None = None) -> None:
+        self.reason, self.line, self.column, self.statement = reason, line, column, statement
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        # ksqlDB's form: "line 1:32: Syntax Error\nExpecting {...}\nStatement: <the statement>"
+        detail = self.reason
+        if detail.startswith(("mismatched input", "extraneous input")) and " expecting " in detail:
+            detail = "Expecting " + detail.split(" expecting ", 1)[1]
+        msg = f"Syntax Error\n{detail}"
+        if self.statement:
+            msg += f"\nStatement: {self.statement}"
+        m = re.match(r"(?:mismatched|extraneous) input ('.*?') expecting", self.reason)
+        if m:
+            msg += f"\nFound: {m.group(1)}"  # what stood there (ksqlDB leaves it out; users want it)
+        return f"line {self.line}:{self.column}: {msg}" if self.line is not None else msg
+
+    def with_statement(self, statement: str) -> SqlSyntaxError:
+        """The same error, naming the statement it is in."""
+        self.statement = statement
+        self.args = (self._compose(),)
+        return self
 
 
 # --- constants -----------------------------------------------------------------------------------
@@ -866,6 +885,16 @@ def substitute_variables(text: str, variables: dict[str, str] | None) -> str:
     return _VARIABLE.sub(lambda m: lookup.get(m.group(1).upper(), m.group(0)), text)
 
 
+def _statement_at(text: str, line: int, column: int) -> str:
+    """The text of the statement holding (line, column)."""
+    lines = text.split("\n")
+    offset = sum(len(x) + 1 for x in lines[: line - 1]) + column - 1
+    for start, chunk in split_statements(text):
+        if start <= offset < start + len(chunk):
+            return chunk.strip()
+    return text.strip()
+
+
 def split_statements(text: str) -> list[tuple[int, str]]:
     """Split a script at the ``;`` that end statements (not those in strings, quoted names or
     comments): (offset, chunk) pairs, each chunk including its ``;``."""
@@ -907,7 +936,10 @@ def _parse_text(text: str, start: str) -> Any:
     try:
         tree = lark.parse(text, start=start)
     except UnexpectedInput as e:
-        raise _syntax_error(lark, e, text, start) from None
+        err = _syntax_error(lark, e, text, start)
+        if start == "start" and err.line is not None:
+            err.with_statement(_statement_at(text, err.line, err.column or 1))
+        raise err from None
     builder = _Builder(text)
     try:
         result = builder.transform(tree)

@@ -256,6 +256,8 @@ def _py(v: Any, t: SqlType | None) -> Any:
         return v if isinstance(v, str) else _dumps_exact(v).decode()
     if t.base == "BOOLEAN":
         return bool(v)
+    if t.base == "BYTES" and isinstance(v, str):
+        return base64.b64decode(v)
     return v
 
 
@@ -340,6 +342,8 @@ def _loads_any(raw: bytes) -> Any:
 
 
 def _jsonish(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
     if isinstance(v, float):
         from .expressions import format_double
 

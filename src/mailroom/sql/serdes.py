@@ -87,8 +87,8 @@ class ValueSerde:
         props = dict(props or {})
         wrap = props.pop("wrapped", None)
         self.single = len(columns) == 1 and wrap is False
-        if self.format == "NONE":
-            self._serde = None
+        if self.format == "NONE" or not columns:
+            self._serde = None  # nothing in the value (e.g. a stream of keys only)
         elif self.single:
             self._serde = serde_for(self.format, columns[0].type, column=columns[0].name, wrapped=False, **props)
         else:

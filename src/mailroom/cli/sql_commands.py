@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from .options import LogOption
+
 
 def qtt(
     paths: list[Path] = typer.Argument(..., help="QTT JSON files (ksqlDB's query-validation-tests), or folders of them"),
@@ -56,5 +58,68 @@ def qtt(
     raise typer.Exit(0)
 
 
+def run(
+    files: list[Path] = typer.Argument(..., help="SQL scripts to run, in order (ksqlDB's --queries-file mode)"),
+    log_url: str = LogOption,
+    state_dir: Path = typer.Option(Path(".mailroom/state"), "--state-dir", help="where the queries keep their local state"),
+    guarantee: str = typer.Option("exactly_once", "--guarantee", help="exactly_once or at_least_once"),
+    udf_dir: Path | None = typer.Option(None, "--udf-dir", help="a folder of Python UDF files to load first"),
+) -> None:
+    """Run SQL scripts headless: create their streams and tables and keep their persistent
+    queries running until Ctrl-C / SIGTERM.
+
+    Running the same scripts again after a stop (or a crash) resumes the same queries: their ids
+    come from the scripts, so they pick up their committed offsets and restore their state.
+    """
+    import signal
+    import threading
+
+    from ..functions import builtin_registry, load_folder
+    from ..log import open_log
+    from ..sql.executor import SqlExecutor
+    from ..sql.metastore import SqlError
+    from ..sql.parser import SqlSyntaxError, parse
+    from ..sql.runtime import LogRuntime
+    from ..sql import ast as A
+
+    registry = builtin_registry()
+    if udf_dir is not None:
+        for f in load_folder(udf_dir, registry).failed:
+            typer.echo(f"could not load {f.path}: {f.error}", err=True)
+    log = open_log(log_url)
+    runtime = LogRuntime(log, state_dir, processing_guarantee=guarantee)
+    ex = SqlExecutor(runtime, registry)
+    for path in files:
+        try:
+            statements = parse(path.read_text(), ex.variables)
+        except SqlSyntaxError as e:
+            typer.echo(f"{path}: {e}", err=True)
+            runtime.close()
+            raise typer.Exit(1) from None
+        for stmt in statements:
+            if isinstance(stmt, A.InsertValues):
+                typer.echo(f"{path}: INSERT ... VALUES is not run in headless mode (it would insert again on every start)", err=True)
+                continue
+            try:
+                res = ex.execute(stmt)
+            except SqlError as e:
+                typer.echo(f"{path}: {e}", err=True)
+                runtime.close()
+                raise typer.Exit(1) from None
+            typer.echo(f"{res.message or 'done'}: {stmt.text.strip().splitlines()[0][:100]}")
+    typer.echo(f"running {len(runtime.queries())} persistent queries on {log_url}; Ctrl-C to stop", err=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(0.5):
+        dead = [q for q, (app, t) in runtime.apps.items() if not t.is_alive()]
+        if dead:
+            typer.echo(f"queries stopped unexpectedly: {dead}", err=True)
+            break
+    runtime.close()
+    log.close()
+
+
 def register(app: typer.Typer) -> None:
     app.command("qtt")(qtt)
+    app.command("run")(run)

@@ -38,6 +38,7 @@ class KafkaLog(Log):
             self._admin.list_topics(timeout=timeout)
         except KafkaException as exc:
             reason = errors[-1] if errors else str(kafka_error(exc).str() if kafka_error(exc) else exc)
+            self._admin = None  # stop its background retries now, not whenever it is collected
             raise BrokerUnavailableError(bootstrap, f"no answer within {timeout:.0f}s ({reason})") from None
 
     # -- topics -------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ class SqlExecutor:
         if src is None:
             if s.if_exists:
                 return Result(s.text, "")
-            raise SqlError(f"Source {s.name} does not exist.", s.pos)
+            raise SqlError(f"{s.kind.title()} {s.name} does not exist.", s.pos)
         if src.kind != s.kind:
             raise SqlError(f"Incompatible data source type is {src.kind}, but statement was DROP {s.kind}", s.pos)
         readers = [q.id for q in self.queries.values() if s.name in q.sources and q.sink != s.name]

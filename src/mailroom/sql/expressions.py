@@ -104,11 +104,17 @@ class ExpressionCompiler:
         return lambda row: fn(row) is True
 
     def resolve_type(self, t: SqlType | A.TypeRef, pos=None) -> SqlType:
+        """The type with every named type (CREATE TYPE), however deeply nested, replaced."""
         if isinstance(t, A.TypeRef):
             hit = self.types.get(t.name)
             if hit is None:
                 raise SqlError(f"Unknown type: {t.name}", pos or t.pos)
             return hit
+        if t.base in ("ARRAY", "MAP") and t.element is not None and _has_ref(t.element):
+            inner = self.resolve_type(t.element, pos)
+            return SqlType.array(inner) if t.base == "ARRAY" else SqlType.map(inner)
+        if t.base == "STRUCT" and any(_has_ref(f.type) for f in t.fields):
+            return SqlType.struct([(f.name, self.resolve_type(f.type, pos)) for f in t.fields])
         return t
 
     # -- leaves -----------------------------------------------------------------------------------
@@ -392,6 +398,8 @@ class ExpressionCompiler:
         other = self.compile(e.else_, scope) if e.else_ is not None else None
         types = [r.type for r in results] + ([other.type] if other else [])
         t = common_type_of(types)
+        if all(x is None for x in types):
+            raise SqlError("Invalid Case expression. All case branches have NULL type", e.pos)
         if t is None and any(x is not None for x in types):
             raise SqlError("Invalid Case expression. Type for all 'THEN' clauses should be the same. "
                            + ", ".join(type_name(x) for x in types), e.pos)
@@ -438,12 +446,42 @@ class ExpressionCompiler:
 
     # -- constructors -----------------------------------------------------------------------------
     def _ArrayConstructor(self, e: A.ArrayConstructor, scope: Scope) -> Compiled:
+        if not e.items:
+            raise SqlError("Array constructor cannot be empty. Please supply at least one element "
+                           "(see https://github.com/confluentinc/ksql/issues/4239).", e.pos)
         items = [self.compile(x, scope) for x in e.items]
+        if all(i.type is None for i in items):
+            raise SqlError("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). "
+                           "As a workaround, you may cast a NULL value to the desired type.", e.pos)
+        items = self._coerce_string_literals(e.items, items)
         t = common_type_of([i.type for i in items])
         if t is None and any(i.type is not None for i in items):
             raise SqlError("invalid input syntax for type ARRAY: elements must share a type", e.pos)
         fns = [_coercer(i.type, t, i.fn) for i in items]
         return Compiled(SqlType.array(t or SqlType.STRING), lambda row: [f(row) for f in fns])
+
+    def _coerce_string_literals(self, nodes: list[A.Expr], items: list[Compiled]) -> list[Compiled]:
+        """ksqlDB casts string literals among other elements to their type (ARRAY[1, '2'])."""
+        others = [i.type for n, i in zip(nodes, items) if i.type is not None and not (isinstance(n, A.Literal) and i.type.base == "STRING")]
+        target = common_type_of(others)
+        if target is None or target.base == "STRING":
+            return items
+        out = []
+        for n, i in zip(nodes, items):
+            if isinstance(n, A.Literal) and i.type is not None and i.type.base == "STRING":
+                conv = cast_function(SqlType.STRING, target)
+                try:
+                    v = conv(n.value) if conv else None
+                except (ValueError, ArithmeticError):
+                    v = None
+                if conv is None or v is None:
+                    from .serdes import ksql_type
+
+                    raise SqlError(f'invalid input syntax for type {ksql_type(target)}: "{n.value}"', n.pos)
+                out.append(Compiled(target, lambda row, v=v: v, True))
+            else:
+                out.append(i)
+        return out
 
     def _MapConstructor(self, e: A.MapConstructor, scope: Scope) -> Compiled:
         keys = [self.compile(k, scope) for k, _ in e.entries]
@@ -503,6 +541,16 @@ class ExpressionCompiler:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _has_ref(t: Any) -> bool:
+    if isinstance(t, A.TypeRef):
+        return True
+    if t.base in ("ARRAY", "MAP") and t.element is not None:
+        return _has_ref(t.element)
+    if t.base == "STRUCT":
+        return any(_has_ref(f.type) for f in t.fields)
+    return False
+
+
 def _lambda_maker(params: list[str], body: Fn) -> Fn:
     keys = ["\0" + p for p in params]
 

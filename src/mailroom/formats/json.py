@@ -21,7 +21,9 @@ that fails, to find the bad records (and to apply the coercions Arrow does not d
 
 from __future__ import annotations
 
+import decimal
 import io
+import json as _json
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,6 +85,8 @@ class JsonSerde(Serde):
         if len(set(upper)) != len(upper):
             self._parse_schema = None
         self._upper = set(upper)
+        #: DECIMAL columns need their digits exactly: parse numbers as Decimal, not float
+        self._exact = any("DECIMAL" in str(c.type) for c in self.schema.columns)
 
     # --- single records -------------------------------------------------------------------
 
@@ -94,6 +98,11 @@ class JsonSerde(Serde):
         return dumps(coerce_fields(value, self.schema.columns))
 
     def _loads(self, data: bytes) -> Any:
+        if self._exact:
+            try:
+                return _json.loads(data, parse_float=decimal.Decimal)
+            except ValueError as e:
+                raise self.error(f"invalid JSON: {e}") from None
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as e:

@@ -10,7 +10,9 @@ raise :class:`~.metastore.SqlError` saying what is wrong and where.
 
 from __future__ import annotations
 
+import collections
 import itertools
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,8 @@ from .metastore import DataSource, HeaderColumn, MetaStore, SqlError, WindowInfo
 from .planner import Planner
 from .runtime import Runtime
 from .serdes import serdes_for
+
+_processing_log = logging.getLogger("mailroom.processing")
 
 _FORMATS = {"JSON", "KAFKA", "DELIMITED", "NONE", "AVRO", "PROTOBUF", "JSON_SR", "PROTOBUF_NOSR"}
 _KNOWN_PROPS = {
@@ -66,8 +70,14 @@ class SqlExecutor:
         self.variables: dict[str, str] = {}
         self.queries: dict[str, PersistentQuery] = {}
         self._ids = itertools.count(0)
-        self.errors: list[str] = []
-        self.planner = Planner(self.meta, registry, on_error=self.errors.append)
+        #: the latest expression errors (a failing function yields NULL and is reported here and
+        #: to the "mailroom.processing" logger; bounded, so a long-running server does not grow)
+        self.errors: collections.deque[str] = collections.deque(maxlen=1000)
+        self.planner = Planner(self.meta, registry, on_error=self._expression_error)
+
+    def _expression_error(self, message: str) -> None:
+        self.errors.append(message)
+        _processing_log.warning("expression error (the value became NULL): %s", message)
 
     # -- entry points -----------------------------------------------------------------------------
     def execute_script(self, text: str) -> list[Result]:

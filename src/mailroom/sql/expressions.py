@@ -130,6 +130,8 @@ class ExpressionCompiler:
         return Compiled(t, lambda row: row.get(key))
 
     def _IntervalUnit(self, e: A.IntervalUnit, scope: Scope) -> Compiled:
+        if e.unit in scope.columns or e.unit in scope.lambda_vars:  # a column named SECOND, DAY, ...
+            return self._ColumnRef(A.ColumnRef(e.unit, pos=e.pos), scope)
         u = e.unit
         return Compiled(SqlType.STRING, lambda row: u, is_constant=True)
 

@@ -161,12 +161,17 @@ class Planner:
         joined = len(sides) > 1
         for it in q.select:
             if isinstance(it, A.AllColumns):
+                if joined and it.source is None and getattr(self, "_join_synthetic", None):
+                    items.append((self._join_synthetic, A.ColumnRef(self._join_synthetic, pos=it.pos)))
                 for side in sides:
                     if it.source is not None and it.source != side.alias:
                         continue
                     for c in side.src.all_columns():
                         name = f"{side.alias}_{c.name}" if joined else c.name
                         items.append((name, A.ColumnRef(c.name, side.alias if joined else None, pos=it.pos)))
+                    if joined and q.partition_by is not None:  # ksqlDB: a repartitioned join's * has the pseudo columns
+                        for pc in PSEUDO_COLUMNS:
+                            items.append((f"{side.alias}_{pc}", A.ColumnRef(pc, side.alias, pos=it.pos)))
                     if side.src.window is not None and transient:
                         items.append((WINDOWSTART, A.ColumnRef(WINDOWSTART, pos=it.pos)))
                         items.append((WINDOWEND, A.ColumnRef(WINDOWEND, pos=it.pos)))
@@ -174,7 +179,7 @@ class Planner:
             alias = it.alias
             if alias is None:
                 if isinstance(it.expr, A.ColumnRef):
-                    alias = f"{it.expr.source}_{it.expr.name}" if (joined and it.expr.source) else it.expr.name
+                    alias = f"{it.expr.source}_{it.expr.name}" if (joined and it.expr.source and it.expr.name in scope.ambiguous) else it.expr.name
                 elif isinstance(it.expr, A.Dereference):
                     alias = it.expr.field
                 else:
@@ -205,6 +210,10 @@ class Planner:
             for ki, ke in enumerate(key_exprs):
                 if ki not in key_found and _same_column(e, ke, scope):
                     key_found[ki] = name
+        if len(sides) > 1:  # a join: one key column, the (left, else right) join expression the projection names
+            from .joins import pick_join_key
+
+            key_exprs, key_found = pick_join_key(self, items, scope, sink_name, transient)
         for name, e in items:
             if any(name == key_found.get(ki) for ki in range(len(key_exprs))) and not transient:
                 c = self.compiler.compile(e, scope)
@@ -226,6 +235,8 @@ class Planner:
         key_out = [o for o in outputs if o.key]
         val_out = [o for o in outputs if not o.key]
         if table_functions:
+            if is_table:
+                raise SqlError("Table source is not supported with table functions", q.pos)
             return self._explode(stream, scope, items, table_functions, key_out, val_out, outputs)
 
         def project(row, vals=val_out, keys=key_out):
@@ -299,7 +310,7 @@ class Planner:
         for i, (pe, pc) in enumerate(zip(pexprs, pcs)):
             name = None
             for n, e in items:
-                if render(e) == render(pe):
+                if render(e) == render(pe) or _same_column(e, pe, scope):
                     name = n
                     used.add(id(e))
                     break

@@ -26,6 +26,9 @@ app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 app.add_typer(log_app, name="log")
 sql_commands.register(app)
+from ..server.cli import register as _register_server  # noqa: E402  (fastapi/uvicorn load only when run)
+
+_register_server(app)
 
 
 @app.command()

@@ -309,12 +309,35 @@ def json_default(v: Any) -> Any:
     raise TypeError(f"{type(v).__name__} is not serializable")
 
 
+def java_double(v: float) -> str:
+    """A DOUBLE as Java's Double.toString writes it (1.0, 1.0E10, 4.9E-324, NaN, Infinity), as
+    ksqlDB's formats and CAST(... AS STRING) show doubles."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == 0:
+        return "-0.0" if math.copysign(1, v) < 0 else "0.0"
+    d = Decimal(repr(v))  # the shortest digits that round-trip (Java prints 4.9E-324 for the
+    if v in (5e-324, -5e-324):  # smallest subnormal, one digit more than the shortest)
+        d = Decimal("-4.9E-324") if v < 0 else Decimal("4.9E-324")
+    if 1e-3 <= abs(v) < 1e7:
+        text = format(d, "f")
+        return text if "." in text else text + ".0"
+    sign, digits, exp = d.as_tuple()
+    e10 = len(digits) - 1 + exp
+    frac = "".join(map(str, digits[1:])).rstrip("0") or "0"
+    return ("-" if sign else "") + f"{digits[0]}.{frac}E{e10}"
+
+
 def to_text(v: Any) -> str:
     """A scalar as a DELIMITED field (None is handled by the caller)."""
     if isinstance(v, str):
         return v
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int | float):
+    if isinstance(v, float):
+        return java_double(v)
+    if isinstance(v, int):
         return str(v)
     return str(json_default(v)) if not isinstance(v, Decimal) else format(v, "f")

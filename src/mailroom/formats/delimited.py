@@ -50,11 +50,17 @@ class DelimitedSerde(Serde):
             if not isinstance(value, dict):
                 raise self.error(f"a row must be a dict keyed by column name, got {type(value).__name__}")
             fields = list(coerce_fields(value, self.schema.columns).values())
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=self.delimiter, lineterminator="", quoting=csv.QUOTE_MINIMAL).writerow(
-            ["" if v is None else to_text(v) for v in fields]
-        )
-        return buf.getvalue().encode("utf-8")
+        return self.delimiter.join("" if v is None else self._quote(to_text(v)) for v in fields).encode("utf-8")
+
+    def _quote(self, text: str) -> str:
+        """Apache Commons CSV's minimal quoting, as ksqlDB writes DELIMITED values: quote a field
+        that starts with a character up to '#', holds a quote, delimiter or line break, or ends
+        in whitespace."""
+        if not text:
+            return text
+        if (text[0] <= "#" or any(ch in text for ch in ('"', "\n", "\r", self.delimiter)) or text[-1] <= " "):
+            return '"' + text.replace('"', '""') + '"'
+        return text
 
     def _decode(self, data: bytes) -> Any:
         try:

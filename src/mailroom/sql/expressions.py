@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..formats._values import java_double
 from ..formats.types import SqlType
 from ..functions.registry import FunctionError, FunctionRegistry
 from ..functions.signature import LambdaType
@@ -194,6 +195,8 @@ class ExpressionCompiler:
         op = e.op
         if op in ("AND", "OR"):
             return self._logical(e, scope)
+        if op in _CMP:
+            e = A.BinaryOp(op, *_magic_timestamps(e.left, e.right), pos=e.pos)
         left, right = self.compile(e.left, scope), self.compile(e.right, scope)
         if op in ("=", "<>", "!=", "<", "<=", ">", ">="):
             return self._comparison(op, left, right, e)
@@ -363,7 +366,9 @@ class ExpressionCompiler:
         return Compiled(SqlType.BOOLEAN, like)
 
     def _Between(self, e: A.Between, scope: Scope) -> Compiled:
-        v, lo, hi = (self.compile(x, scope) for x in (e.expr, e.low, e.high))
+        _, low = _magic_timestamps(e.expr, e.low)
+        _, high = _magic_timestamps(e.expr, e.high)
+        v, lo, hi = (self.compile(x, scope) for x in (e.expr, low, high))
         ge = self._comparison(">=", v, lo, e).fn
         le = self._comparison("<=", v, hi, e).fn
         neg = e.negated
@@ -543,6 +548,48 @@ class ExpressionCompiler:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+_TIME_COLUMNS = ("ROWTIME", "WINDOWSTART", "WINDOWEND")
+
+
+def _magic_timestamps(left: A.Expr, right: A.Expr) -> tuple[A.Expr, A.Expr]:
+    """ksqlDB compares ROWTIME / WINDOWSTART / WINDOWEND with a string literal as a timestamp:
+    the literal ('2018-01-01T00:00:00.001', with an optional zone like +0445) becomes epoch ms."""
+    def is_time(x: A.Expr) -> bool:
+        return isinstance(x, A.ColumnRef) and x.name in _TIME_COLUMNS
+
+    def as_ms(x: A.Expr) -> A.Expr:
+        if isinstance(x, A.Literal) and isinstance(x.value, str):
+            try:
+                return A.Literal(_timestamp_text_ms(x.value), SqlType.BIGINT, pos=x.pos)
+            except ValueError:
+                return x
+        return x
+
+    if is_time(left):
+        return left, as_ms(right)
+    if is_time(right):
+        return as_ms(left), right
+    return left, right
+
+
+def _timestamp_text_ms(text: str) -> int:
+    t = text.strip()
+    m = re.match(r"^(.*?)([+-]\d{2}:?\d{2}|Z)?$", t)
+    body, zone = (m.group(1), m.group(2)) if m else (t, None)
+    if len(body) == 10:
+        body += "T00:00:00"
+    elif len(body) == 13:
+        body += ":00:00"
+    elif len(body) == 16:
+        body += ":00"
+    when = dt.datetime.fromisoformat(body)
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        hh, mm = int(zone[1:3]), int(zone[-2:])
+        when -= sign * dt.timedelta(hours=hh, minutes=mm)
+    return int((when - dt.datetime(1970, 1, 1)).total_seconds() * 1000)
+
+
 def _has_ref(t: Any) -> bool:
     if isinstance(t, A.TypeRef):
         return True
@@ -703,21 +750,8 @@ _EPOCH = dt.datetime(1970, 1, 1)
 
 
 def format_double(v: float) -> str:
-    """A DOUBLE as Java's Double.toString writes it (1.0, 1.0E10, 1.0E-4, NaN, Infinity)."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "Infinity" if v > 0 else "-Infinity"
-    if v == 0:
-        return "-0.0" if math.copysign(1, v) < 0 else "0.0"
-    d = decimal.Decimal(repr(v))  # the shortest digits that round-trip, as Java picks them
-    if 1e-3 <= abs(v) < 1e7:
-        text = format(d, "f")
-        return text if "." in text else text + ".0"
-    sign, digits, exp = d.as_tuple()
-    e10 = len(digits) - 1 + exp
-    frac = "".join(map(str, digits[1:])).rstrip("0") or "0"
-    return ("-" if sign else "") + f"{digits[0]}.{frac}E{e10}"
+    """A DOUBLE as Java's Double.toString writes it (see :func:`mailroom.formats._values.java_double`)."""
+    return java_double(v)
 
 
 def to_string(v: Any, t: SqlType | None = None) -> str:

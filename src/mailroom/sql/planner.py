@@ -35,6 +35,7 @@ from .metastore import (
 )
 from .serdes import KeySerde, ValueSerde, serdes_for
 
+_RESERVED_NAMES = {ROWTIME, WINDOWSTART, WINDOWEND, ROWPARTITION, ROWOFFSET}
 _GK = "\0GK"
 #: marks the row of a stream record whose value is NULL (projections keep it NULL)
 NULL_VALUE = "\0NULL"
@@ -187,6 +188,8 @@ class Planner:
                         auto += 1
                     alias = f"KSQL_COL_{auto}"
                     auto += 1
+            if it.alias is not None and it.alias in _RESERVED_NAMES:
+                raise SqlError(f"`{it.alias}` is a reserved column name. You cannot use it as an alias for a column.", it.pos)
             if alias in names:
                 raise SqlError(f"Duplicate value columns found in schema: `{alias}`", it.pos)
             names.add(alias)

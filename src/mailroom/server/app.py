@@ -1,0 +1,345 @@
+"""The REST API, wire-compatible with ksqlDB's (see :func:`create_app`).
+
+Endpoints:
+
+- ``POST /ksql`` ``{"ksql": "...", "streamsProperties": {...}}``: statements; a JSON array of
+  entities (``currentStatus``, ``streams``, ``tables``, ``queries``, ``sourceDescription``...).
+  A failing statement: HTTP 400 and a ``statement_error`` holding the entities of the
+  statements before it.
+- ``POST /query`` ``{"ksql": "SELECT ...", "streamsProperties": {...}}``: chunked JSON,
+  ``[{"header":{"queryId","schema"}},\\n{"row":{"columns":[...]}},\\n...,{"finalMessage":...}]``.
+- ``POST /query-stream`` ``{"sql": "...", "properties": {...}}``: with ``Accept:
+  application/vnd.ksqlapi.delimited.v1`` (the default) a header object line then one JSON array
+  per row; with ``Accept: application/json`` one JSON array of them.
+- ``POST /close-query`` ``{"queryId": "..."}``; ``POST /inserts-stream`` (first line
+  ``{"target": "S"}``, then one JSON object per line; one ack line ``{"status":"ok","seq":n}``
+  per row, as they are written); ``GET /info``, ``GET /healthcheck``, ``GET /status``,
+  ``GET /metrics`` (Prometheus).
+
+Push queries run as engine Apps (see :mod:`mailroom.sql.transient`); each result row goes
+through an asyncio queue to the client's response. LIMIT ends the response; a client that
+disconnects, or ``/close-query``, stops the query; a client that falls more than
+``push_buffer`` rows behind is disconnected (it never slows the others down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..sql.metastore import SqlError
+from ..sql.transient import is_push
+from . import wire
+from .core import KsqlServer, StatementFailed
+from .metrics import CONTENT_TYPE_LATEST
+
+DELIMITED = "application/vnd.ksqlapi.delimited.v1"
+KSQL_JSON = "application/json"
+
+
+def _error(entity: dict[str, Any], status: int = 400) -> JSONResponse:
+    return JSONResponse(entity, status_code=status)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as e:
+        raise StatementFailed(wire.generic_error(f"Invalid JSON in request: {e}", wire.BAD_REQUEST)) from None
+    if not isinstance(body, dict):
+        raise StatementFailed(wire.generic_error("The request body must be a JSON object", wire.BAD_REQUEST))
+    return body
+
+
+def create_app(server: KsqlServer, *, close_on_shutdown: bool = True) -> FastAPI:
+    """The ASGI app of ``server`` (FastAPI, wrapped in the metrics/inserts-stream layer)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if close_on_shutdown:
+            await run_in_threadpool(server.close)
+
+    api = FastAPI(title="mailroom", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    api.state.server = server
+
+    @api.exception_handler(StatementFailed)
+    async def _failed(request: Request, e: StatementFailed):
+        return _error(e.entity, e.status)
+
+    # -- info -----------------------------------------------------------------------------------
+    @api.get("/info")
+    async def info():
+        return server.info()
+
+    @api.get("/healthcheck")
+    async def healthcheck():
+        h = await run_in_threadpool(server.health)
+        return JSONResponse(h, status_code=200 if h["isHealthy"] else 503)
+
+    @api.get("/status")
+    async def status():
+        return {"commandStatuses": {k: v["status"] for k, v in server.command_status.items()}}
+
+    @api.get("/status/{kind}/{entity}/{action}")
+    async def status_of(kind: str, entity: str, action: str):
+        st = server.command_status.get(f"{kind}/{entity}/{action}")
+        if st is None:
+            return _error(wire.generic_error(f"Command not found: {kind}/{entity}/{action}", wire.NOT_FOUND), 404)
+        return {"status": st["status"], "message": st["message"], "queryId": st["queryId"]}
+
+    @api.get("/metrics")
+    async def metrics():
+        return Response(server.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # -- statements -----------------------------------------------------------------------------
+    @api.post("/ksql")
+    async def ksql(request: Request):
+        body = await _body(request)
+        text = body.get("ksql")
+        if not isinstance(text, str) or not text.strip():
+            return _error(wire.generic_error("The request has no statements ('ksql' is missing or empty)", wire.BAD_REQUEST))
+        props = body.get("streamsProperties") or {}
+        entities = await run_in_threadpool(server.run_ksql, text, props)
+        return Response(wire.dumps(entities), media_type=KSQL_JSON)
+
+    # -- queries --------------------------------------------------------------------------------
+    @api.post("/query")
+    async def query(request: Request):
+        body = await _body(request)
+        text = body.get("ksql") or body.get("sql")
+        if not isinstance(text, str) or not text.strip():
+            return _error(wire.generic_error("The request has no query ('ksql' is missing or empty)", wire.BAD_REQUEST))
+        props = body.get("streamsProperties") or body.get("properties") or {}
+        return await _run_query(server, text, props, "query")
+
+    @api.post("/query-stream")
+    async def query_stream(request: Request):
+        body = await _body(request)
+        text = body.get("sql") or body.get("ksql")
+        if not isinstance(text, str) or not text.strip():
+            return _error(wire.generic_error("The request has no query ('sql' is missing or empty)", wire.BAD_REQUEST))
+        props = body.get("properties") or body.get("streamsProperties") or {}
+        accept = request.headers.get("accept", "")
+        fmt = "json" if "application/json" in accept and DELIMITED not in accept else "delimited"
+        return await _run_query(server, text, props, fmt)
+
+    @api.post("/close-query")
+    async def close_query(request: Request):
+        body = await _body(request)
+        qid = body.get("queryId")
+        if not isinstance(qid, str) or not await run_in_threadpool(server.stop_push, qid):
+            return _error(wire.generic_error(f"No query with id {qid}", wire.BAD_REQUEST))
+        return Response(b"", status_code=200)
+
+    return _Outer(api, server)  # type: ignore[return-value]
+
+
+async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: str) -> Response:
+    q = await run_in_threadpool(server.prepare_query, text)
+    media = DELIMITED if fmt == "delimited" else KSQL_JSON
+    if not is_push(q):
+        qid, cols, rows = await run_in_threadpool(server.pull, q, text)
+        return Response("".join(_frames(fmt, qid, cols, rows, "Query Completed")), media_type=media)
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    state = {"slow": False}
+
+    def put(item: tuple) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: the server is shutting down
+            pass
+
+    def on_row(cols: list[Any], tomb: bool) -> None:
+        if state["slow"]:
+            return
+        if queue.qsize() >= server.push_buffer:
+            state["slow"] = True
+            put(("slow",))
+            return
+        put(("row", cols, tomb))
+
+    def on_done(err: BaseException | None) -> None:
+        put(("done", err))
+
+    pq = await run_in_threadpool(server.start_push, q, text, props, on_row, on_done)
+    limit = q.limit
+
+    async def gen():
+        sent = 0
+        try:
+            yield _header(fmt, pq.query_id, pq.columns)
+            if limit is not None and limit <= 0:
+                yield _final(fmt, "Limit Reached")
+                return
+            while True:
+                item = await queue.get()
+                if item[0] == "row":
+                    yield _row(fmt, item[1], item[2])
+                    sent += 1
+                    server.metrics.push_rows.inc()
+                    if limit is not None and sent >= limit:
+                        yield _final(fmt, "Limit Reached")
+                        return
+                elif item[0] == "slow":
+                    server.metrics.push_slow.inc()
+                    yield _final_error(fmt, "The client read too slowly: the query was stopped")
+                    return
+                else:
+                    err = item[1]
+                    if err is not None:
+                        yield _final_error(fmt, f"Query failed: {err}")
+                    else:
+                        yield _final(fmt, "Query Completed") if fmt != "delimited" else ""
+                    return
+        finally:
+            server.stop_push(pq.query_id)
+
+    return StreamingResponse(gen(), media_type=media)
+
+
+# -- framing -------------------------------------------------------------------------------------------
+def _header(fmt: str, qid: str, cols) -> str:
+    if fmt == "query":
+        return '[{"header":{"queryId":' + json.dumps(qid) + ',"schema":' + json.dumps(cols.schema()) + "}}"
+    head = {"queryId": qid, "columnNames": cols.names, "columnTypes": cols.type_names()}
+    return ("[" if fmt == "json" else "") + json.dumps(head, separators=(",", ":")) + ("" if fmt == "json" else "\n")
+
+
+def _row(fmt: str, cols: list[Any], tomb: bool) -> str:
+    if fmt == "query":
+        return ',\n{"row":{"columns":' + wire.encode(cols) + (',"tombstone":true' if tomb else "") + "}}"
+    if fmt == "json":
+        return ",\n" + wire.encode(cols)
+    return wire.encode(cols) + "\n"
+
+
+def _final(fmt: str, message: str) -> str:
+    if fmt == "query":
+        return ',\n{"finalMessage":' + json.dumps(message) + "}]\n"
+    if fmt == "json":
+        return "]\n"
+    return ""
+
+
+def _final_error(fmt: str, message: str) -> str:
+    err = wire.generic_error(message)
+    if fmt == "query":
+        return ',\n{"errorMessage":' + json.dumps(err) + "}]\n"
+    if fmt == "json":
+        return ",\n" + json.dumps(err) + "]\n"
+    return json.dumps(err) + "\n"
+
+
+def _frames(fmt: str, qid: str, cols, rows: list[tuple[list[Any], bool]], final: str) -> list[str]:
+    out = [_header(fmt, qid, cols)]
+    out += [_row(fmt, c, t) for c, t in rows]
+    out.append(_final(fmt, final))
+    return out
+
+
+# -- the outer ASGI layer: metrics for every request, and /inserts-stream --------------------------------
+class _Outer:
+    """Counts and times every request; serves ``POST /inserts-stream`` itself, at the ASGI
+    level, so acks go out while the client is still sending rows (a full-duplex stream)."""
+
+    def __init__(self, api: FastAPI, server: KsqlServer) -> None:
+        self.api = api
+        self.server = server
+        self.state = api.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        start = time.perf_counter()
+        status_box = {"status": 500}
+
+        async def send_wrapped(message) -> None:
+            if message["type"] == "http.response.start":
+                status_box["status"] = message["status"]
+                self.server.metrics.latency.labels(_route(path)).observe(time.perf_counter() - start)
+            await send(message)
+
+        try:
+            if path == "/inserts-stream" and method == "POST":
+                await _inserts_stream(self.server, receive, send_wrapped)
+            else:
+                await self.api(scope, receive, send_wrapped)
+        finally:
+            self.server.metrics.requests.labels(method, _route(path), str(status_box["status"])).inc()
+
+
+def _route(path: str) -> str:
+    return "/status/..." if path.startswith("/status/") else path
+
+
+async def _inserts_stream(server: KsqlServer, receive, send) -> None:
+    headers = [(b"content-type", b"application/json")]
+    started = False
+    buf = b""
+    seq = 0
+    target = None
+    more = True
+
+    async def out(obj: dict[str, Any], status: int = 200, last: bool = False) -> None:
+        nonlocal started
+        if not started:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            started = True
+        await send({"type": "http.response.body", "body": (json.dumps(obj) + "\n").encode(), "more_body": not last})
+
+    while more or buf:
+        if more:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            buf += msg.get("body", b"")
+            more = msg.get("more_body", False)
+        lines = buf.split(b"\n")
+        buf = lines.pop() if more else b""
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                await out({"status": "error", "seq": seq, "error_code": wire.BAD_REQUEST, "message": f"Invalid JSON: {e}"})
+                seq += 1
+                continue
+            if target is None:
+                name = obj.get("target") if isinstance(obj, dict) else None
+                try:
+                    if not isinstance(name, str):
+                        raise SqlError("The first line must be {\"target\": \"<stream name>\"}")
+                    target = server.insert_target(name)
+                except SqlError as e:
+                    await out(wire.generic_error(e.message, wire.BAD_REQUEST), 400, last=True)
+                    return
+                continue
+            try:
+                await run_in_threadpool(server.insert_row, target, obj)
+                await out({"status": "ok", "seq": seq})
+            except SqlError as e:
+                await out({"status": "error", "seq": seq, "error_code": wire.BAD_REQUEST, "message": e.message})
+            seq += 1
+        if not more:
+            break
+    if target is None and not started:
+        await out(wire.generic_error("No target given: the first line must be {\"target\": \"<stream name>\"}",
+                                     wire.BAD_REQUEST), 400, last=True)
+        return
+    if not started:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,331 @@
+"""The server's state: one statement executor on a log runtime, the running push queries, and
+the metrics. The HTTP layer (:mod:`.app`) calls into it; it knows nothing of HTTP.
+
+Statements run one at a time (a lock around the executor): the metastore and the planner are
+not thread-safe, and ksqlDB too runs the statements of a server in sequence.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..formats.types import SqlType
+from ..log import Log, open_log
+from ..sql import ast as A
+from ..sql.executor import Result, SqlExecutor
+from ..sql.metastore import SqlError
+from ..sql.parser import SqlSyntaxError, parse
+from ..sql.runtime import LogRuntime
+from ..sql.serdes import serdes_for
+from ..sql.transient import Columns, PushQuery, check_pull, is_push, run_pull
+from . import wire
+from .metrics import Metrics
+
+_OFFSET_RESET_KEYS = ("auto.offset.reset", "ksql.streams.auto.offset.reset")
+
+
+class StatementFailed(Exception):
+    """A statement of a request failed: the response entity says why (HTTP ``status``)."""
+
+    def __init__(self, entity: dict[str, Any], status: int = 400) -> None:
+        super().__init__(entity.get("message"))
+        self.entity = entity
+        self.status = status
+
+
+class KsqlServer:
+    """What ``mailroom server`` runs: statements, push and pull queries, inserts."""
+
+    def __init__(self, log: Log | str = "embedded:.mailroom/data", state_dir: str | Path = ".mailroom/state", *,
+                 service_id: str = "default_", processing_guarantee: str = "at_least_once", registry: Any = None,
+                 push_buffer: int = 10_000) -> None:
+        self.log_url = log if isinstance(log, str) else getattr(log, "path", type(log).__name__)
+        self.log: Log = open_log(log) if isinstance(log, str) else log
+        self._owns_log = isinstance(log, str)
+        self.state_dir = Path(state_dir)
+        self.service_id = service_id
+        self.runtime = LogRuntime(self.log, self.state_dir, processing_guarantee=processing_guarantee, service_id=service_id)
+        if registry is None:
+            from ..functions import builtin_registry
+
+            registry = builtin_registry()
+        self.executor = SqlExecutor(self.runtime, registry)
+        self.lock = threading.RLock()
+        self.push_queries: dict[str, PushQuery] = {}
+        self.push_buffer = push_buffer
+        self.metrics = Metrics()
+        self.command_seq = 0
+        self.command_status: dict[str, dict[str, Any]] = {}
+        self.cluster_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailroom:{self.log_url}"))
+        self.started = time.time()
+
+    # -- info ---------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {"KsqlServerInfo": {"version": __version__, "kafkaClusterId": self.cluster_id,
+                                   "ksqlServiceId": self.service_id, "serverStatus": "RUNNING"}}
+
+    def health(self) -> dict[str, Any]:
+        try:
+            self.log.list_topics()
+            kafka = True
+        except Exception:  # noqa: BLE001
+            kafka = False
+        return {"isHealthy": kafka, "details": {"metastore": {"isHealthy": True}, "kafka": {"isHealthy": kafka},
+                                               "commandRunner": {"isHealthy": True}}}
+
+    # -- statements ---------------------------------------------------------------------------------
+    def parse(self, text: str) -> list[A.Statement]:
+        try:
+            return parse(text, self.executor.variables)
+        except SqlSyntaxError as e:
+            raise StatementFailed(wire.statement_error(str(e), text)) from None
+
+    def run_ksql(self, text: str, props: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``POST /ksql``: run each statement, return their entities; on an error raise
+        :class:`StatementFailed` carrying the entities of the statements before it."""
+        stmts = self.parse(text)
+        entities: list[dict[str, Any]] = []
+        for stmt in stmts:
+            if isinstance(stmt, (A.QueryStatement, A.PrintTopic)):
+                self.metrics.statements.labels("error").inc()
+                raise StatementFailed(wire.statement_error(
+                    "The following statement types should be issued to the websocket endpoint '/query':\n"
+                    "\t* PRINT\n\t* SELECT", stmt.text, entities))
+            try:
+                with self.lock:
+                    ent = self._execute(stmt)
+            except SqlError as e:
+                self.metrics.statements.labels("error").inc()
+                raise StatementFailed(wire.statement_error(str(e), stmt.text, entities)) from None
+            except StatementFailed:
+                raise
+            except Exception as e:  # noqa: BLE001
+                self.metrics.statements.labels("error").inc()
+                raise StatementFailed(wire.generic_error(f"{type(e).__name__}: {e}"), 500) from None
+            self.metrics.statements.labels("ok").inc()
+            if ent is not None:
+                entities.append(ent)
+        self.metrics.persistent_queries.set(len(self.executor.queries))
+        return entities
+
+    def _execute(self, stmt: A.Statement) -> dict[str, Any] | None:
+        ex = self.executor
+        if isinstance(stmt, A.Show) or (isinstance(stmt, A.Describe) and stmt.name is None):
+            what = (stmt.what if isinstance(stmt, A.Show) else (stmt.what or "STREAMS")).upper()
+            extended = getattr(stmt, "extended", False)
+            return self._show(stmt, what, extended)
+        if isinstance(stmt, A.Describe):
+            src = ex.meta.get(stmt.name, stmt.pos)
+            return {"@type": "sourceDescription", "statementText": stmt.text,
+                    "sourceDescription": wire.source_description(src, ex.queries, stmt.extended), "warnings": []}
+        if isinstance(stmt, A.DescribeFunction):
+            try:
+                d = ex.registry.describe(stmt.name)
+            except Exception:  # noqa: BLE001
+                raise SqlError(f"Can't find any functions with the name '{stmt.name.upper()}'", stmt.pos) from None
+            functions = [{"arguments": [{"name": a["name"], "type": a["type"], "description": ""} for a in o.get("arguments", [])],
+                          "returnType": o.get("returns", ""), "description": o.get("description", ""),
+                          "argumentTypes": [a["type"] for a in o.get("arguments", [])]} for o in d.get("overloads", [])]
+            return {"@type": "describe_function", "statementText": stmt.text, "name": d.get("name", stmt.name.upper()),
+                    "description": d.get("description", ""), "author": d.get("author", ""), "version": d.get("version", ""),
+                    "path": d.get("path", "internal"), "functions": functions, "type": d.get("type", "SCALAR"), "warnings": []}
+        if isinstance(stmt, A.Explain):
+            res = ex.execute(stmt)
+            row = res.rows[0] if res.rows else {}
+            return {"@type": "queryDescription", "statementText": stmt.text,
+                    "queryDescription": {"id": row.get("id", ""), "statementText": row.get("sql", ""), "fields": [],
+                                         "sources": [], "sinks": row.get("sinks", []), "topology": "", "executionPlan": "",
+                                         "overriddenProperties": {}, "state": "RUNNING", "queryType": "PERSISTENT"},
+                    "warnings": []}
+        res: Result = ex.execute(stmt)
+        if isinstance(stmt, (A.InsertValues, A.SetProperty, A.UnsetProperty, A.DefineVariable, A.UndefineVariable)):
+            return None
+        self.command_seq += 1
+        ent = wire.current_status(stmt, res.message, res.query_id, self.command_seq)
+        self.command_status[ent["commandId"]] = {"status": "SUCCESS", "message": res.message, "queryId": res.query_id}
+        return ent
+
+    def _show(self, stmt: A.Statement, what: str, extended: bool) -> dict[str, Any]:
+        ex = self.executor
+        base = {"statementText": stmt.text, "warnings": []}
+        if what in ("STREAMS", "TABLES"):
+            kind = what[:-1]
+            srcs = sorted((s for s in ex.meta.sources.values() if s.kind == kind), key=lambda s: s.name)
+            if extended:
+                return {"@type": "source_descriptions", **base,
+                        "sourceDescriptions": [wire.source_description(s, ex.queries, True) for s in srcs]}
+            items = [{"type": s.kind, "name": s.name, "topic": s.topic, "keyFormat": s.key_format,
+                      "valueFormat": s.value_format, "isWindowed": s.window is not None} for s in srcs]
+            return {"@type": what.lower(), **base, what.lower(): items}
+        if what == "QUERIES":
+            qs = [{"queryString": q.sql, "sinks": [q.sink] if q.sink else [],
+                   "sinkKafkaTopics": [ex.meta.sources[q.sink].topic] if q.sink in ex.meta.sources else [],
+                   "id": q.id, "statusCount": {q.state: 1}, "queryType": "PERSISTENT", "state": q.state}
+                  for q in ex.queries.values()]
+            qs += [{"queryString": p.sql, "sinks": [], "sinkKafkaTopics": [], "id": qid, "statusCount": {"RUNNING": 1},
+                    "queryType": "PUSH", "state": "RUNNING"} for qid, p in list(self.push_queries.items())]
+            return {"@type": "queries", **base, "queries": qs}
+        if what == "PROPERTIES":
+            props = [{"name": k, "scope": "KSQL", "value": str(v)} for k, v in sorted(ex.properties.items())
+                     if not _secret(k)]
+            return {"@type": "properties", **base, "properties": props, "overwrittenProperties": [], "defaultProperties": []}
+        if what == "TOPICS":
+            names = sorted(t for t in self.log.list_topics() if not t.startswith("_"))
+            return {"@type": "kafka_topics", **base,
+                    "topics": [{"name": t, "replicaInfo": [1] * self.runtime.topic_partitions(t)} for t in names]}
+        if what == "FUNCTIONS":
+            return {"@type": "function_names", **base,
+                    "functions": [{"name": f.name, "type": f.kind, "category": getattr(f, "category", "")}
+                                  for f in ex.registry.list_functions()]}
+        if what == "TYPES":
+            return {"@type": "type_list", **base, "types": {k: wire.schema_json(v) for k, v in sorted(ex.meta.types.items())}}
+        if what == "VARIABLES":
+            return {"@type": "variables", **base,
+                    "variables": [{"name": k, "value": v} for k, v in sorted(ex.variables.items())]}
+        raise SqlError(f"SHOW {what} is not supported", getattr(stmt, "pos", None))
+
+    # -- queries ------------------------------------------------------------------------------------
+    def prepare_query(self, text: str) -> A.Query:
+        """The one SELECT of a /query or /query-stream request."""
+        stmts = self.parse(text)
+        if len(stmts) != 1:
+            raise StatementFailed(wire.statement_error(f"Expected exactly one statement, got {len(stmts)}", text))
+        stmt = stmts[0]
+        if not isinstance(stmt, A.QueryStatement):
+            raise StatementFailed(wire.statement_error(
+                "Statement type not supported on this endpoint: only SELECT queries can be run here; "
+                "use /ksql for other statements.", stmt.text))
+        return stmt.query
+
+    def pull(self, q: A.Query, text: str) -> tuple[str, Columns, list[tuple[list[Any], bool]]]:
+        try:
+            with self.lock:
+                check_pull(q)
+                cols, rows = run_pull(self.executor, q, self.log)
+        except SqlError as e:
+            raise StatementFailed(wire.statement_error(str(e), text)) from None
+        self.metrics.pull_queries.inc()
+        name = getattr(q.from_, "name", "QUERY")
+        return f"query_{name}_{int(time.time() * 1000)}", cols, rows
+
+    def start_push(self, q: A.Query, text: str, props: dict[str, Any], on_row, on_done) -> PushQuery:
+        reset = next((props[k] for k in _OFFSET_RESET_KEYS if k in props), None)
+        if reset is None:
+            reset = next((self.executor.properties[k] for k in _OFFSET_RESET_KEYS if k in self.executor.properties), "latest")
+        try:
+            with self.lock:
+                pq = PushQuery(self.executor, q, self.log, state_dir=self.state_dir, service_id=self.service_id,
+                               offset_reset=str(reset), on_row=on_row, on_done=on_done)
+        except SqlError as e:
+            raise StatementFailed(wire.statement_error(str(e), text)) from None
+        pq.sql = text  # type: ignore[attr-defined]
+        self.push_queries[pq.query_id] = pq
+        self.metrics.push_started.inc()
+        self.metrics.push_active.set(len(self.push_queries))
+        return pq.start()
+
+    def stop_push(self, query_id: str, wait: bool = False) -> bool:
+        pq = self.push_queries.pop(query_id, None)
+        self.metrics.push_active.set(len(self.push_queries))
+        if pq is None:
+            return False
+        pq.stop(wait=wait)
+        return True
+
+    # -- inserts ------------------------------------------------------------------------------------
+    def insert_target(self, name: str):
+        src = self.executor.meta.find(name) or self.executor.meta.find(name.upper())
+        if src is None:
+            raise SqlError(f"Cannot insert values into an unknown stream/table: {name}")
+        if src.source_only:
+            raise SqlError(f"Cannot insert into read-only {src.kind.lower()}: {src.name}")
+        return src
+
+    def insert_row(self, src, obj: dict[str, Any]) -> None:
+        """One row of ``/inserts-stream``: JSON values by column name (any case) into the
+        source's topic, serialized in its formats."""
+        if not isinstance(obj, dict):
+            raise SqlError("Each row must be a JSON object")
+        by_upper = {str(k).upper(): v for k, v in obj.items()}
+        row: dict[str, Any] = {}
+        for c in src.key_columns + src.value_columns:
+            v = obj[c.name] if c.name in obj else by_upper.get(c.name.upper())
+            row[c.name] = from_json(v, c.type, c.name)
+        unknown = [k for k in obj if str(k).upper() not in {c.name.upper() for c in src.all_columns()} and str(k).upper() != "ROWTIME"]
+        if unknown:
+            raise SqlError(f"Column name {unknown[0]} does not exist.")
+        ts = by_upper.get("ROWTIME")
+        kser, vser = serdes_for(src)
+        kvals = [row[c.name] for c in src.key_columns]
+        key = None if not kvals else (kvals[0] if len(kvals) == 1 else tuple(kvals))
+        kb = kser.encode([key])[0] if src.key_columns else None
+        vb = vser.encode([row])[0]
+        with self.lock:
+            self.runtime.produce(src.topic, kb, vb, int(ts if ts is not None else time.time() * 1000))
+        self.metrics.inserted_rows.inc()
+
+    def close(self) -> None:
+        for qid in list(self.push_queries):
+            self.stop_push(qid, wait=True)
+        self.runtime.close()
+        if self._owns_log:
+            self.log.close()
+
+
+def _secret(name: str) -> bool:
+    n = name.lower()
+    return any(w in n for w in ("password", "secret", "sasl.jaas", "credentials", "key.password"))
+
+
+def from_json(v: Any, t: SqlType, name: str = "") -> Any:
+    """A JSON value as the Python value of SQL type ``t`` (what the serdes take)."""
+    if v is None:
+        return None
+    b = t.base
+    try:
+        if b in ("INT", "BIGINT"):
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise ValueError(v)
+            return int(v)
+        if b == "DOUBLE":
+            return float(v)
+        if b == "DECIMAL":
+            return Decimal(str(v)).quantize(Decimal(1).scaleb(-(t.scale or 0)))
+        if b == "STRING":
+            return v if isinstance(v, str) else wire.encode(v)
+        if b == "BOOLEAN":
+            if isinstance(v, str):
+                return v.lower() == "true"
+            return bool(v)
+        if b == "BYTES":
+            return base64.b64decode(v)
+        if b == "TIMESTAMP":
+            if isinstance(v, (int, float)):
+                return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=int(v))
+            return dt.datetime.fromisoformat(str(v).rstrip("Z"))
+        if b == "DATE":
+            if isinstance(v, int):
+                return dt.date(1970, 1, 1) + dt.timedelta(days=v)
+            return dt.date.fromisoformat(str(v))
+        if b == "TIME":
+            if isinstance(v, int):
+                return (dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=v)).time()
+            return dt.time.fromisoformat(str(v))
+        if b == "ARRAY":
+            return [from_json(x, t.element, name) for x in v]
+        if b == "MAP":
+            return {str(k): from_json(x, t.element, name) for k, x in v.items()}
+        if b == "STRUCT":
+            up = {str(k).upper(): x for k, x in v.items()}
+            return {c.name: from_json(v.get(c.name, up.get(c.name.upper())), c.type, c.name) for c in t.fields}
+    except (ValueError, TypeError, ArithmeticError, AttributeError) as e:
+        raise SqlError(f"Failed to insert values into {name}: can't coerce {v!r} to {t}") from e
+    return v

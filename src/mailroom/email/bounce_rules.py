@@ -51,7 +51,7 @@ RULES: list[dict] = [
     {"id": "blocklisted", "text": BL, "class": "block", "reason": "blocklisted"},
     {"id": "greylisted", "text": r"gr[ae]y ?list", "class": "soft", "reason": "greylisted"},
     {"id": "too-many-conn", "text": r"too many (connections|concurrent|messages|recipients|sessions)|connection rate limit|rate limit(ed|ing)?|throttl|try again later.*(rate|volume)", "class": "throttle", "reason": "rate_limited"},
-    {"id": "relay-denied", "text": r"relay (access )?denied|relaying denied|not permitted to relay|unable to relay", "class": "policy", "reason": "relay_denied"},
+    {"id": "relay-denied", "text": r"relay (access )?denied|relay not permitted|relaying denied|not permitted to relay|unable to relay", "class": "policy", "reason": "relay_denied"},
     {"id": "ip-blocked", "text": r"(client|sending|your) (host|ip)( address)? .*(blocked|rejected|banned|is not allowed)|access denied, banned|poor reputation|bad reputation|low reputation|blocked by .* (policy|filter)", "class": "block", "reason": "blocked"},
     {"id": "dns", "text": r"host not found|name service error|domain not found|no mx|nxdomain|does not resolve|unrouteable address|domain (does not|doesn't) exist|Host or domain name not found", "class": "dns", "reason": "dns_failure"},
     {"id": "network", "text": r"connection (refused|timed out|reset)|lost connection|conversation with .* timed out|network is unreachable|no route to host|timed out while|Connection closed", "class": "soft", "reason": "network_error"},

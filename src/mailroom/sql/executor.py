@@ -99,8 +99,10 @@ class SqlExecutor:
                 return Result(s.text, f"A {existing.kind.lower()} with the same name already exists")
             if not s.or_replace:
                 raise SqlError(f"Cannot add {s.kind.lower()} '{s.name}': A {existing.kind.lower()} with the same name already exists", s.pos)
-            if s.source or existing.source_only:
+            if existing.source_only:
                 raise SqlError(f"Cannot add {s.kind.lower()} '{s.name}': CREATE OR REPLACE is not supported on source {s.kind.lower()}s.", s.pos)
+        if s.or_replace and s.source:
+            raise SqlError(f"Cannot add {s.kind.lower()} '{s.name}': CREATE OR REPLACE is not supported on source {s.kind.lower()}s.", s.pos)
         props = s.props
         self._check_props(props, s.pos)
         topic = props.get("KAFKA_TOPIC")
@@ -109,6 +111,14 @@ class SqlExecutor:
         key_cols, value_cols, header_cols = [], [], []
         for c in s.columns:
             t = self.planner.compiler.resolve_type(c.type, c.pos)
+            if c.headers and str(t) != "ARRAY<STRUCT<KEY STRING, VALUE BYTES>>":
+                from .serdes import ksql_type
+
+                raise SqlError(f"Invalid type for HEADERS column: expected ARRAY<STRUCT<`KEY` STRING, `VALUE` BYTES>>, got {ksql_type(t)}", c.pos)
+            if c.header_key is not None and t.base != "BYTES":
+                from .serdes import ksql_type
+
+                raise SqlError(f"Invalid type for HEADER('{c.header_key}') column: expected BYTES, got {ksql_type(t)}", c.pos)
             if c.headers or c.header_key is not None:
                 header_cols.append(HeaderColumn(c.name, t, c.header_key))
             elif c.key or c.primary_key:
@@ -130,6 +140,8 @@ class SqlExecutor:
         window_type = props.get("WINDOW_TYPE")
         if window_type:
             size = props.get("WINDOW_SIZE")
+            if str(window_type).upper() == "SESSION" and size:
+                raise SqlError("'WINDOW_SIZE' should not be set for SESSION windows.", s.pos)
             src.window = WindowInfo(str(window_type).upper(), _duration_ms(size) if size else None)
         if props.get("TIMESTAMP"):
             col = str(props["TIMESTAMP"]).upper()
@@ -159,7 +171,8 @@ class SqlExecutor:
 
     def _apply_formats(self, src: DataSource, props: dict[str, Any], pos, inherit: DataSource | None = None) -> None:
         fmt = props.get("FORMAT")
-        kf = props.get("KEY_FORMAT", fmt or (inherit.key_format if inherit else "KAFKA"))
+        default_key = self.properties.get("ksql.persistence.default.format.key", "KAFKA")
+        kf = props.get("KEY_FORMAT", fmt or (inherit.key_format if inherit else default_key))
         vf = props.get("VALUE_FORMAT", fmt or (inherit.value_format if inherit else None))
         if vf is None:
             raise SqlError("Missing required property \"VALUE_FORMAT\" which has no default value.", pos)
@@ -171,7 +184,14 @@ class SqlExecutor:
         if "WRAP_SINGLE_VALUE" in props:
             if len(src.value_columns) != 1:
                 raise SqlError("'WRAP_SINGLE_VALUE' is only valid for single-field value schemas", pos)
+            if vf == "DELIMITED" and bool(props["WRAP_SINGLE_VALUE"]):
+                raise SqlError("Format 'DELIMITED' does not support 'WRAP_SINGLE_VALUE' set to 'true'.", pos)
             src.value_props["wrapped"] = bool(props["WRAP_SINGLE_VALUE"])
+        elif len(src.value_columns) == 1 and "ksql.persistence.wrap.single.values" in self.properties:
+            src.value_props["wrapped"] = str(self.properties["ksql.persistence.wrap.single.values"]).lower() == "true"
+        for key, f in (("KEY_DELIMITER", kf), ("VALUE_DELIMITER", vf)):
+            if key in props and f != "DELIMITED":
+                raise SqlError(f"{f} does not support the following configs: [delimiter]", pos)
         if inherit is not None:  # the same format goes on with the same delimiter
             if kf == inherit.key_format and "delimiter" in inherit.key_props:
                 src.key_props.setdefault("delimiter", inherit.key_props["delimiter"])
@@ -180,8 +200,10 @@ class SqlExecutor:
         for side, key in (("key", "KEY_DELIMITER"), ("value", "VALUE_DELIMITER")):
             if key in props:
                 d = str(props[key])
-                if d == "":
+                if d.strip() == "":
                     raise SqlError(f"Failed to prepare statement: Configuration {key} is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'", pos)
+                if len(d) > 1 and d.upper() not in ("TAB", "SPACE"):
+                    raise SqlError(f"Failed to prepare statement: Configuration {key} is invalid: Invalid delimiter value: '{d}'. Delimiter must be a single character or TAB,SPACE\nExample valid value: ';'", pos)
                 d = {"TAB": "\t", "SPACE": " "}.get(d.upper(), d)
                 (src.key_props if side == "key" else src.value_props)["delimiter"] = d
 
@@ -232,6 +254,8 @@ class SqlExecutor:
         target = self.meta.get(s.target, s.pos)
         if target.source_only:
             raise SqlError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}", s.pos)
+        if target.header_columns:
+            raise SqlError(f"Cannot insert into {target.name} because it has header columns", s.pos)
         plan, stream, outputs = self.planner.plan(s.query, target.name)
         if plan.is_table or target.is_table:
             raise SqlError(f"INSERT INTO can only be used to insert into a stream. {target.name} is a table.", s.pos)
@@ -281,6 +305,8 @@ class SqlExecutor:
         if readers:
             raise SqlError(f"Cannot drop {s.name}.\nThe following queries read from this source: [{', '.join(readers)}].\n"
                            "You need to terminate them before dropping {s.name}.", s.pos)
+        if s.delete_topic and src.source_only:
+            raise SqlError(f"Cannot delete topic for read-only source: {src.name}", s.pos)
         writers = [q.id for q in self.queries.values() if q.sink == s.name]
         for qid in writers:
             self.runtime.stop_query(qid)

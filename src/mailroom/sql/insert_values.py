@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 def insert_values(ex: SqlExecutor, s: A.InsertValues) -> None:
     src = ex.meta.get(s.target, s.pos)
     if src.source_only:
-        raise SqlError(f"Cannot insert into read-only {src.kind.lower()}: {src.name}", s.pos)
-    if src.header_columns and s.columns and any(c in {h.name for h in src.header_columns} for c in s.columns):
-        names = [c for c in s.columns if c in {h.name for h in src.header_columns}]
+        raise SqlError(f"Cannot insert values into read-only {src.kind.lower()}: {src.name}", s.pos)
+    header_names = [h.name for h in src.header_columns]
+    if header_names and (not s.columns or any(c in header_names for c in s.columns)):
+        names = header_names if not s.columns else [c for c in s.columns if c in header_names]
         raise SqlError(f"Cannot insert into HEADER columns: {', '.join(names)}", s.pos)
     cols = s.columns or [c.name for c in src.key_columns + src.value_columns]
     if len(cols) != len(s.values):

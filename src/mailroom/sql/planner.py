@@ -9,6 +9,7 @@ builds its rows in the source node's ``prepare`` hook (pseudo-columns, headers, 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,8 +212,11 @@ class Planner:
         key_found: dict[int, str] = {}
         for name, e in items:
             for ki, ke in enumerate(key_exprs):
-                if ki not in key_found and _same_column(e, ke, scope):
-                    key_found[ki] = name
+                if _same_column(e, ke, scope):
+                    if ki in key_found and len(sides) == 1 and not transient:
+                        raise SqlError(f"The projection contains a key column (`{render(ke)}`) more than once, "
+                                       f"aliased as: {key_found[ki]} and {name}.", q.pos)
+                    key_found.setdefault(ki, name)
         if len(sides) > 1:  # a join: one key column, the (left, else right) join expression the projection names
             from .joins import pick_join_key
 
@@ -227,7 +231,7 @@ class Planner:
                 opts = " or ".join(render(x) for x in key_exprs)
                 raise SqlError(f"The query used to build `{sink_name}` must include the join expressions {opts} in its projection (eg, SELECT {render(key_exprs[0])}...).", q.pos)
             what = "key column" if len(missing) == 1 else "key columns"
-            raise SqlError(f"The query used to build `{sink_name}` must include the {what} {', '.join(missing)} in its projection (eg, SELECT {missing[0]}...).", q.pos)
+            raise SqlError(f"The query used to build `{sink_name}` must include the {what} {_and_list(missing)} in its projection (eg, SELECT {', '.join(missing)}...).", q.pos)
         for name, e in items:
             if any(o.name == name for o in outputs):
                 continue
@@ -304,8 +308,26 @@ class Planner:
 
     def _partition_by(self, q: A.Query, scope: Scope, stream, items, sink_name: str, transient: bool):
         pexprs = q.partition_by or []
-        null_key = len(pexprs) == 1 and isinstance(pexprs[0], A.Literal) and pexprs[0].value is None
-        pcs = [] if null_key else [self.compiler.compile(e, scope) for e in pexprs]
+        if not pexprs:
+            raise SqlError("PARTITION BY requires at least one expression", q.pos)
+        nulls = [e for e in pexprs if isinstance(e, A.Literal) and e.value is None]
+        if nulls and len(pexprs) > 1:
+            raise SqlError("Cannot PARTITION BY multiple columns including NULL", q.pos)
+        null_key = bool(nulls)
+        pcs = []
+        if not null_key:
+            aliases = {n for n, e in items if not (isinstance(e, A.ColumnRef) and e.name == n)}
+            for e in pexprs:
+                try:
+                    pcs.append(self.compiler.compile(e, scope))
+                except SqlError as ex:
+                    m = re.match(r"Column '(.+)' cannot be resolved\.", ex.message)
+                    if not m:
+                        raise
+                    col = m.group(1)
+                    extra = (f" '{col}' must be a column in the source schema since PARTITION BY is applied on the input."
+                             if col in aliases else "")
+                    raise SqlError(f"PARTITION BY column '{col}' cannot be resolved.{extra}", e.pos) from None
         outputs: list[OutputColumn] = []
         used: set[int] = set()
         auto = 0
@@ -327,8 +349,11 @@ class Planner:
                     auto += 1
                 star = any(isinstance(it, A.AllColumns) for it in q.select)
                 if not transient and not star:
-                    qualified = render(_qualify(pe, self._single_source_name(q)))
-                    raise SqlError(f"The query used to build `{sink_name}` must include the partitioning expression {qualified} in its projection (eg, SELECT {qualified}...).", q.pos)
+                    src_name = self._single_source_name(q)
+                    missing = [render(_qualify(x, src_name)) for x in pexprs if not any(render(e) == render(x) for _, e in items)]
+                    what = "partitioning expression" if len(missing) == 1 else "partitioning expressions"
+                    raise SqlError(f"The query used to build `{sink_name}` must include the {what} {_and_list(missing)} "
+                                   f"in its projection (eg, SELECT {', '.join(missing)}...).", q.pos)
             key_names.append(name)
             outputs.append(OutputColumn(name, pc.type or SqlType.STRING, pc.fn, key=True))
         for n, e in items:
@@ -386,11 +411,31 @@ class Planner:
             self._find_aggs(g, found)
             if found:
                 raise SqlError(f"GROUP BY does not support aggregate functions: {found[0].name.upper()} is an aggregate function.", g.pos)
+        if q.emit == "FINAL" and q.window is None:
+            raise SqlError("EMIT FINAL is only supported for windowed aggregations.", q.pos)
+        seen_groups: set[str] = set()
+        for g in group:
+            r = render(_qualify(g, self._single_source_name(q)))
+            if r in seen_groups:
+                raise SqlError(f"Duplicate GROUP BY expression: {r}", g.pos)
+            seen_groups.add(r)
+        if any(isinstance(it, A.AllColumns) for it in q.select):  # SELECT *: every column, named
+            expanded: list[Any] = []
+            for it in q.select:
+                if isinstance(it, A.AllColumns):
+                    expanded.extend(A.SelectItem(A.ColumnRef(c.name, pos=it.pos), pos=it.pos) for c in primary.all_columns())
+                else:
+                    expanded.append(it)
+            q = _copy_query(q, select=expanded)
         aggs: list[A.FunctionCall] = []
         for it in q.select:
-            if isinstance(it, A.AllColumns):
-                raise SqlError("Non-aggregate SELECT expression(s) not part of GROUP BY: *", it.pos)
             self._find_aggs(it.expr, aggs)
+        for c in aggs:
+            inner: list[A.FunctionCall] = []
+            for a in c.args:
+                self._find_aggs(a, inner)
+            if inner:
+                raise SqlError(f"Aggregate functions can not be nested: {c.name.upper()}({inner[0].name.upper()}())", c.pos)
         if q.having is not None:
             self._find_aggs(q.having, aggs)
         for it in q.select:
@@ -419,7 +464,8 @@ class Planner:
                 arg_types = [a.type for a in args]
                 resolved = self.registry.resolve_aggregate(c.name, arg_types, _literal_args(c))
             except FunctionError as ex:
-                raise SqlError(str(ex), c.pos) from None
+                # ksqlDB names aggregates in upper case in its messages (scalars in lower case)
+                raise SqlError(str(ex).replace(f"'{c.name.lower()}'", f"'{c.name.upper()}'"), c.pos) from None
             n_lits = len(_literal_args(c))
             value_fns = [a.fn for a in args[: len(args) - n_lits]] if n_lits else [a.fn for a in args]
             compiled_aggs.append((resolved, value_fns))
@@ -455,6 +501,8 @@ class Planner:
         non_group = []
         for name, e in items:
             re_ = rewrite(e)
+            if isinstance(re_, A.ColumnRef) and re_.name.startswith(_GK) and int(re_.name[len(_GK):]) in key_names:
+                raise SqlError(f"The projection contains a key column more than once: `{key_names[int(re_.name[len(_GK):])]}` and `{name}`.", q.pos)
             if isinstance(re_, A.ColumnRef) and re_.name.startswith(_GK) and int(re_.name[len(_GK):]) not in key_names:
                 key_names[int(re_.name[len(_GK):])] = name
                 outputs.append(OutputColumn(name, gcs[int(re_.name[len(_GK):])].type or SqlType.STRING,
@@ -467,7 +515,8 @@ class Planner:
             c = self.compiler.compile(re_, post)
             outputs.append(OutputColumn(name, c.type or SqlType.STRING, c.fn))
         if non_group:
-            raise SqlError("Non-aggregate SELECT expression(s) not part of GROUP BY: " + ", ".join(dict.fromkeys(non_group)), q.pos)
+            raise SqlError("Non-aggregate SELECT expression(s) not part of GROUP BY: " + ", ".join(dict.fromkeys(non_group))
+                           + "\nEither add the column(s) to the GROUP BY or remove them from the SELECT.", q.pos)
         # key columns in GROUP BY order, whatever the projection's order
         gk_order = {name: i for i, name in key_names.items()}
         keys_sorted = sorted((o for o in outputs if o.key), key=lambda o: gk_order.get(o.name, 0))
@@ -475,10 +524,14 @@ class Planner:
         if group and len(key_names) < len(group):
             missing = [render(group[i]) for i in range(len(group)) if i not in key_names]
             raise SqlError(f"The query used to build `{sink_name}` must include the grouping expression{'s' if len(missing) > 1 else ''} "
-                           f"{', '.join(missing)} in its projection (eg, SELECT {missing[0]}...).", q.pos)
+                           f"{_and_list(missing)} in its projection (eg, SELECT {', '.join(missing)}...).", q.pos)
         having = None
         if q.having is not None:
-            hc = self.compiler.compile(rewrite(q.having), post)
+            rh = rewrite(q.having)
+            loose = _loose_columns(rh)
+            if loose:
+                raise SqlError(f"Non-aggregate HAVING expression not part of GROUP BY: {', '.join(dict.fromkeys(loose))}", q.having.pos)
+            hc = self.compiler.compile(rh, post)
             having = hc.fn
         # the engine side
         gfns = [gc.fn for gc in gcs]
@@ -634,6 +687,20 @@ def _qualify(e: A.Expr, source: str | None) -> A.Expr:
     if isinstance(e, A.ColumnRef):
         return A.ColumnRef(e.name, e.source or source, pos=e.pos)
     return _map_children(e, lambda c: _qualify(c, source))
+
+
+def _and_list(items: list[str]) -> str:
+    """a, b and c (ksqlDB's way of listing names in messages)."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _copy_query(q: A.Query, **changes: Any) -> A.Query:
+    import copy
+
+    out = copy.copy(q)
+    for k, v in changes.items():
+        setattr(out, k, v)
+    return out
 
 
 def _literal_args(c: A.FunctionCall) -> list[Any]:

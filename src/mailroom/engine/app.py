@@ -113,6 +113,7 @@ class App:
         self._producer = None
         self._last_commit = time.monotonic()
         self.processing_log_topic = f"{application_id}-processing-log"
+        self._partition_counts: dict[str, int] = {}
 
     def topic(self, name: str) -> str:
         """A topology topic name with the application id filled in (internal topics)."""
@@ -161,8 +162,15 @@ class App:
         if self.exactly_once:
             self._producer.begin_transaction()
 
-    def _send(self, topic, keys, values, timestamps, headers=None) -> None:
-        self._producer.send_batch(topic, values, keys, timestamps=np.asarray(timestamps, dtype=np.int64), headers=headers)
+    def _send(self, topic, keys, values, timestamps, headers=None, partitions=None) -> None:
+        self._producer.send_batch(topic, values, keys, timestamps=np.asarray(timestamps, dtype=np.int64), headers=headers,
+                                  partitions=partitions)
+
+    def _partitions_of(self, topic: str) -> int:
+        n = self._partition_counts.get(topic)
+        if n is None:
+            n = self._partition_counts[topic] = self.log.describe_topic(topic).partitions
+        return n
 
     def _task_for(self, tp: TopicPartition) -> Task:
         sub = self._sub_of_topic[tp.topic]
@@ -182,6 +190,7 @@ class App:
                 send=self._send,
                 processing_log=self._plog,
                 restore_progress=self.restore_progress,
+                partitions_of=self._partitions_of,
             )
             self.tasks[tid] = task
         return task

@@ -22,8 +22,10 @@ class TaskContext:
     kv_store: Callable[[str], CachingStore]
     #: (name, retention_ms, segment_ms) -> window store
     window_store: Callable[[str, int, int], WindowStore]
-    #: (topic, keys, values, timestamps, partitions|None, headers|None) -> None
+    #: (topic, keys, values, timestamps, headers|None, partitions=None) -> None
     send: Callable[..., None]
+    #: topic -> its partition count (repartition sinks split batches by it)
+    partitions_of: Callable[[str], int] = lambda topic: 1
     stream_time: int = -(1 << 62)
     metrics: dict[str, int] = field(default_factory=dict)
 

@@ -66,7 +66,7 @@ class TestDriver:
     def topic(self, name: str) -> str:
         return name.replace("{app}", self.application_id)
 
-    def _send(self, topic, keys, values, timestamps, headers=None) -> None:
+    def _send(self, topic, keys, values, timestamps, headers=None, partitions=None) -> None:
         ts = np.asarray(timestamps, dtype=np.int64)
         if topic in self._by_topic:  # an internal topic: feed it on at once
             self._feed(topic, list(keys), list(values), ts, headers)

@@ -46,6 +46,7 @@ class Task:
         processing_log: ProcessingLog,
         restore_progress: Callable[[str, int, int], None] | None = None,
         clock: Callable[[], int] | None = None,
+        partitions_of: Callable[[str], int] | None = None,
     ) -> None:
         self.id = f"{sub.id}_{partition}"
         #: wall-clock time in ms (the test driver passes a clock it moves by hand)
@@ -82,6 +83,7 @@ class Task:
             kv_store=self._kv_store,
             window_store=self._window_store,
             send=send,
+            partitions_of=partitions_of or (lambda topic: 1),
         )
         self.nodes: dict[str, Node] = {n: topology.nodes[n].factory() for n in sub.nodes}
         for n in sub.nodes:

@@ -31,6 +31,7 @@ from .aggregators import Aggregator, CountAggregator, SumAggregator, aggregator
 from .node import Node
 from .processor import Processor
 from .operators.aggregate import AggregateNode
+from .operators.repartition import BatchRepartitionSink, BatchRepartitionSource
 from .operators.source_sink import SinkNode, SourceNode
 from .operators.stateless import FilterNode, FlatMapNode, MapNode, MapValuesNode, PeekNode, SelectKeyNode
 from .operators.table import ToStreamNode
@@ -215,9 +216,10 @@ class Stream:
         self._top.internal_topics[suffix] = {}
         topic = "{app}-" + suffix
         sink = base + "-sink"
-        self._top._add(NodeSpec(sink, lambda: SinkNode(sink, topic, MSGPACK, MSGPACK), [self._node], sink_topic=topic))
+        # columnar batches, one log record per (batch, partition): see operators/repartition.py
+        self._top._add(NodeSpec(sink, lambda: BatchRepartitionSink(sink, topic), [self._node], sink_topic=topic))
         src = base + "-source"
-        self._top._add(NodeSpec(src, lambda: SourceNode(src, topic, MSGPACK, MSGPACK), source_topic=topic))
+        self._top._add(NodeSpec(src, lambda: BatchRepartitionSource(src, topic), source_topic=topic))
         return Stream(self._top, src, False)
 
     def group_by_key(self) -> GroupedStream:

@@ -27,7 +27,7 @@ RULES: list[dict] = [
     {"id": "gmail-unauth", "enhanced": r"5\.7\.26|4\.7\.26", "class": "policy", "reason": "auth_failed"},
     {"id": "gmail-ptr", "enhanced": r"[45]\.7\.25", "class": "policy", "reason": "policy"},
     {"id": "gmail-ipv6-auth", "enhanced": r"[45]\.7\.23|[45]\.7\.27", "class": "policy", "reason": "auth_failed"},
-    {"id": "gmail-unsolicited", "text": r"likely unsolicited mail|likely suspicious due to the very low reputation|classified as spam|spam detected|looks like spam|message (content )?(was )?(identified|detected) as spam|\bUBE\b|content presents a potential security issue|virus|malware", "class": "block", "reason": "content_rejected"},
+    {"id": "gmail-unsolicited", "text": r"likely unsolicited mail|rejected as spam|spam content|likely suspicious due to the very low reputation|classified as spam|spam detected|looks like spam|message (content )?(was )?(identified|detected) as spam|\bUBE\b|content presents a potential security issue|virus|malware", "class": "block", "reason": "content_rejected"},
     {"id": "gmail-disabled", "text": r"account (that you tried to reach )?is disabled|account has been disabled|mailbox (is )?(disabled|inactive)|account is inactive|mailbox unavailable.*inactive", "class": "hard", "reason": "mailbox_disabled"},
     {"id": "gmail-quota", "text": r"over quota|quota exceeded|QuotaExceeded|mailbox (is )?full|insufficient (system )?storage|out of storage|exceeded (the )?storage", "class": "soft", "reason": "mailbox_full"},
     {"id": "gmail-size", "text": r"exceeded .*message size limit|message (size )?(is )?too (big|large)|size exceeds|message size exceeds", "class": "policy", "reason": "message_too_big"},

@@ -64,7 +64,7 @@ def register(registry: FunctionRegistry | None = None) -> FunctionRegistry | Non
     """Declare the email UDFs into ``registry``; with None, into whatever a loader is
     collecting (``load_folder``, ``load_entry_points``) or else the default registry."""
     kw = dict(registry=registry, **_META)
-    for sql_type, fn in (("INT", None), ("BIGINT", None)):
+    for sql_type in ("BIGINT",):  # INT widens to BIGINT; one overload keeps NULL literals unambiguous
         udf(name="CLASSIFY_BOUNCE", sql_types=[sql_type, "STRING", "STRING"], returns="STRUCT<CLASS STRING, REASON STRING>",
             description="Bounce class and reason of an SMTP reply (code, enhanced code, text)", **kw)(_classify)
         udf(name="BOUNCE_CLASS", sql_types=[sql_type, "STRING", "STRING"], returns="STRING",

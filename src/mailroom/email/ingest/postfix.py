@@ -71,7 +71,6 @@ _REJECT_CLEANUP = re.compile(
     r"from (?P<chost>[^\[\s;]+)(?:\[(?P<cip>[^\]]*)\](?::\d+)?)?; from=<(?P<from>[^>]*)>(?: to=<(?P<to>[^>]*)>)?"
     r"(?: proto=\S*)?(?: helo=<[^>]*>)?(?:: (?P<reply>.*))?$"
 )
-_FROM_TO = re.compile(r"from=<(?P<from>[^>]*)> to=<(?P<to>[^>]*)>")
 _CODE_TEXT = re.compile(r"(?P<code>[245]\d\d)(?:[ -](?P<enh>[245]\.\d{1,3}\.\d{1,3}))?(?:[ -](?P<text>.*))?$")
 _ENH_ONLY = re.compile(r"(?P<enh>[245]\.\d{1,3}\.\d{1,3}) (?P<text>.*)$")
 _RELAY = re.compile(r"^(?P<host>[^\[\s]*)\[(?P<ip>[^\]]+)\](?::(?P<port>\d+))?$")
@@ -241,8 +240,8 @@ class PostfixParser(LogParser):
 
     def _event(self, type_: str, ts: int, host: str, qid: str, st: _Msg, **kw) -> EmailEvent:
         mid = st.message_id or f"postfix:{host}:{qid}"
-        if st.notification:
-            kw.setdefault("detail", "notification")
+        if st.notification and kw.get("detail") is None:
+            kw["detail"] = "notification"
         return EmailEvent(type=type_, ts=ts, message_id=mid, queue_id=qid, source="postfix", mta=host,
                           size=kw.pop("size", st.size), **kw)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -148,11 +149,16 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
     media = DELIMITED if fmt == "delimited" else KSQL_JSON
     if not is_push(q):
         qid, cols, rows = await run_in_threadpool(server.pull, q, text)
-        return Response("".join(_frames(fmt, qid, cols, rows, "Query Completed")), media_type=media)
+        if cols.keys is not None:  # a table: ksqlDB ends the rows without a final message
+            final = None
+        else:
+            final = "Limit Reached" if q.limit is not None and len(rows) >= q.limit else "Query Completed"
+        return Response("".join(_frames(fmt, qid, cols, rows, final)), media_type=media)
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
-    state = {"slow": False}
+    state: dict[str, Any] = {"slow": False, "pending": 0}  # pending: rows queued, not yet sent
+    pending_lock = threading.Lock()
 
     def put(item: tuple) -> None:
         try:
@@ -163,9 +169,15 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
     def on_row(cols: list[Any], tomb: bool) -> None:
         if state["slow"]:
             return
-        if queue.qsize() >= server.push_buffer:
+        with pending_lock:
+            full = state["pending"] >= server.push_buffer
+            if not full:
+                state["pending"] += 1
+        if full:
             state["slow"] = True
             put(("slow",))
+            if state.get("qid"):
+                server.stop_push(state["qid"])  # at once: a stalled client must not keep a query running
             return
         put(("row", cols, tomb))
 
@@ -173,6 +185,7 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
         put(("done", err))
 
     pq = await run_in_threadpool(server.start_push, q, text, props, on_row, on_done)
+    state["qid"] = pq.query_id
     limit = q.limit
 
     async def gen():
@@ -185,6 +198,8 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
             while True:
                 item = await queue.get()
                 if item[0] == "row":
+                    with pending_lock:
+                        state["pending"] -= 1
                     yield _row(fmt, item[1], item[2])
                     sent += 1
                     server.metrics.push_rows.inc()
@@ -241,10 +256,15 @@ def _final_error(fmt: str, message: str) -> str:
     return json.dumps(err) + "\n"
 
 
-def _frames(fmt: str, qid: str, cols, rows: list[tuple[list[Any], bool]], final: str) -> list[str]:
+def _frames(fmt: str, qid: str, cols, rows: list[tuple[list[Any], bool]], final: str | None) -> list[str]:
     out = [_header(fmt, qid, cols)]
     out += [_row(fmt, c, t) for c, t in rows]
-    out.append(_final(fmt, final))
+    if final is not None:
+        out.append(_final(fmt, final))
+    elif fmt == "delimited":
+        pass
+    else:
+        out.append("]\n")
     return out
 
 

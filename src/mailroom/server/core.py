@@ -41,18 +41,38 @@ class StatementFailed(Exception):
         self.status = status
 
 
+class ServerRuntime(LogRuntime):
+    """The log runtime with the server's settings for persistent queries: record caching on or
+    off (``ksql.streams.cache.max.bytes.buffering`` = 0 turns it off: every update is emitted)."""
+
+    def __init__(self, *args: Any, caching: bool = True, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.caching = caching
+
+    def start_query(self, query_id: str, topology, source_topics: list[str]) -> None:
+        from ..engine import App
+
+        app_id = f"_confluent-ksql-{self.service_id}query_{query_id}"
+        app = App(topology, app_id, self.log, state_dir=self.state_dir, processing_guarantee=self.guarantee,
+                  caching=self.caching)
+        t = self._threading.Thread(target=app.run, name=f"query-{query_id}", daemon=True)
+        self.apps[query_id] = (app, t)
+        t.start()
+
+
 class KsqlServer:
     """What ``mailroom server`` runs: statements, push and pull queries, inserts."""
 
     def __init__(self, log: Log | str = "embedded:.mailroom/data", state_dir: str | Path = ".mailroom/state", *,
                  service_id: str = "default_", processing_guarantee: str = "at_least_once", registry: Any = None,
-                 push_buffer: int = 10_000) -> None:
+                 push_buffer: int = 10_000, caching: bool = True) -> None:
         self.log_url = log if isinstance(log, str) else getattr(log, "path", type(log).__name__)
         self.log: Log = open_log(log) if isinstance(log, str) else log
         self._owns_log = isinstance(log, str)
         self.state_dir = Path(state_dir)
         self.service_id = service_id
-        self.runtime = LogRuntime(self.log, self.state_dir, processing_guarantee=processing_guarantee, service_id=service_id)
+        self.runtime = ServerRuntime(self.log, self.state_dir, processing_guarantee=processing_guarantee,
+                                     service_id=service_id, caching=caching)
         if registry is None:
             from ..functions import builtin_registry
 
@@ -60,6 +80,7 @@ class KsqlServer:
         self.executor = SqlExecutor(self.runtime, registry)
         self.lock = threading.RLock()
         self.push_queries: dict[str, PushQuery] = {}
+        self._stopped: list[PushQuery] = []  # stopped, maybe still closing: joined on close()
         self.push_buffer = push_buffer
         self.metrics = Metrics()
         self.command_seq = 0
@@ -93,6 +114,9 @@ class KsqlServer:
         :class:`StatementFailed` carrying the entities of the statements before it."""
         stmts = self.parse(text)
         entities: list[dict[str, Any]] = []
+        cache = (props or {}).get("ksql.streams.cache.max.bytes.buffering", (props or {}).get("cache.max.bytes.buffering"))
+        if cache is not None:
+            self.runtime.caching = str(cache).strip() not in ("0", "0.0")
         for stmt in stmts:
             if isinstance(stmt, (A.QueryStatement, A.PrintTopic)):
                 self.metrics.statements.labels("error").inc()
@@ -238,6 +262,7 @@ class KsqlServer:
         if pq is None:
             return False
         pq.stop(wait=wait)
+        self._stopped = [p for p in self._stopped if p.thread.is_alive()] + ([pq] if not wait else [])
         return True
 
     # -- inserts ------------------------------------------------------------------------------------
@@ -275,6 +300,9 @@ class KsqlServer:
     def close(self) -> None:
         for qid in list(self.push_queries):
             self.stop_push(qid, wait=True)
+        for pq in self._stopped:
+            pq.stop(wait=True)
+        self._stopped.clear()
         self.runtime.close()
         if self._owns_log:
             self.log.close()

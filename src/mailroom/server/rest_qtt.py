@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -59,7 +60,7 @@ def _run(case: Case, tmp: Path, registry: Any, pull_wait: float, push_wait: floa
 
     spec = case.spec
     props = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in (spec.get("properties") or {}).items()}
-    srv = KsqlServer(f"embedded:{tmp / 'log'}", tmp / "state", registry=registry)
+    srv = KsqlServer(f"embedded:{tmp / 'log'}", tmp / "state", registry=registry, caching=False)
     expected_error = spec.get("expectedError")
     try:
         _create_topics(srv, spec)
@@ -148,6 +149,11 @@ def _query(client: Any, text: str, props: dict, push: bool, expected: list | Non
         if r.status_code != 200:
             r.read()
             return r.status_code, r.json()
+        # a watchdog: rows that never come must not hang the run (closing the query ends the response)
+        srv = client.app.server
+        timer = threading.Timer(push_wait, lambda: [srv.stop_push(q) for q in list(srv.push_queries)])
+        timer.daemon = True
+        timer.start()
         for chunk in r.iter_text():
             buf += chunk
             rows = buf.count('{"row":')
@@ -158,6 +164,7 @@ def _query(client: Any, text: str, props: dict, push: bool, expected: list | Non
     body = buf.rstrip()
     if not body.endswith("]"):
         body = body.rstrip(",") + "]"
+    timer.cancel()
     return json.loads(body, parse_float=Decimal)
 
 

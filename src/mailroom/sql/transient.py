@@ -21,6 +21,7 @@ import itertools
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +64,12 @@ def ksql_type(t: SqlType | None) -> str:
 class Columns:
     names: list[str]
     types: list[SqlType]
+    #: which columns are the table's key (pull queries on tables mark them ``KEY`` in the schema)
+    keys: list[bool] | None = None
 
     def schema(self) -> str:
-        return ", ".join(f"`{n}` {ksql_type(t)}" for n, t in zip(self.names, self.types))
+        keys = self.keys or [False] * len(self.names)
+        return ", ".join(f"`{n}` {ksql_type(t)}" + (" KEY" if k else "") for n, t, k in zip(self.names, self.types, keys))
 
     def type_names(self) -> list[str]:
         return [ksql_type(t) for t in self.types]
@@ -96,10 +100,18 @@ class _Tapped:
         plan, stream, outputs = executor.planner.plan(q, None, transient=True)
         self.plan = plan
         self.outputs = outputs
-        self.columns = Columns([o.name for o in outputs], [o.type for o in outputs])
         self.sources: list[DataSource] = plan.sources
         primary = plan.sources[0] if len(plan.sources) == 1 else None
         self._key_names = [c.name for c in primary.key_columns] if primary is not None else []
+        names = [o.name for o in outputs]
+        # SELECT * of a windowed source: the window bounds come right after the key columns
+        if (primary is not None and primary.window is not None and len(q.select) == 1 and isinstance(q.select[0], A.AllColumns)
+                and names[-2:] == [WINDOWSTART, WINDOWEND]):
+            nk = len(primary.key_columns)
+            order = list(range(nk)) + [len(names) - 2, len(names) - 1] + list(range(nk, len(names) - 2))
+            outputs = [outputs[i] for i in order]
+            self.outputs = outputs
+        self.columns = Columns([o.name for o in outputs], [o.type for o in outputs])
         if hasattr(stream, "to_stream") and not hasattr(stream, "to"):
             stream = stream.to_stream()  # a table's changes: deletions arrive as None values
         stream.peek(on_record)
@@ -137,6 +149,19 @@ class _OffsetResetLog:
         return getattr(self._inner, name)
 
 
+class _TransientApp(App):
+    """An App whose progress is never committed: a transient query does not resume, so it
+    flushes its tasks (their outputs reach the tap) but keeps no offsets in its group."""
+
+    def commit(self) -> None:
+        if self._consumer is None:
+            return
+        for task in self.tasks.values():
+            task.commit()
+        self._producer.flush()
+        self._last_commit = time.monotonic()
+
+
 class PushQuery:
     """A push query running as an engine App on the log.
 
@@ -161,13 +186,15 @@ class PushQuery:
         if reset not in ("earliest", "latest"):
             raise SqlError(f"Invalid value {offset_reset} for configuration auto.offset.reset: "
                            "String must be one of: latest, earliest, none")
-        self.app = App(self.tapped.plan.topology, self.application_id, _OffsetResetLog(log_, reset),  # type: ignore[arg-type]
+        self.app = _TransientApp(self.tapped.plan.topology, self.application_id, _OffsetResetLog(log_, reset),  # type: ignore[arg-type]
                        state_dir=self.state_dir, caching=False, commit_interval_ms=5_000)
         self.thread = threading.Thread(target=self._run, name=f"push-{self.query_id}", daemon=True)
 
     def _record(self, key: Any, row: Any) -> None:
         if self._stopped.is_set():
             return
+        if row is None and not self.tapped.plan.is_table:
+            return  # a stream record without a value: nothing to show (ksqlDB skips it)
         cols, tomb = self.tapped.to_columns(key, row)
         self.on_row(cols, tomb)
 
@@ -252,7 +279,8 @@ def run_pull(executor: Any, q: A.Query, log_: Log) -> tuple[Columns, list[tuple[
                 hdr = rb.headers[i] if getattr(rb, "headers", None) else None
                 latest.pop((rb.partition, k), None)  # keep key order by last update
                 latest[(rb.partition, k)] = (rb.partition, int(rb.offsets[i]), int(rb.timestamps[i]), k, v, hdr)
-        recs = sorted((r for r in latest.values() if r[4] is not None), key=lambda r: (r[0], r[1]))
+        # in the order a state store scan returns them: partition by partition, by key bytes
+        recs = sorted((r for r in latest.values() if r[4] is not None), key=lambda r: (r[0], r[3] or b""))
         for part, off, ts, k, v, hdr in recs:
             task.process(RecordBatch(src.topic, part, np.array([off], dtype=np.int64), np.array([ts], dtype=np.int64),
                                      [k], [v], [hdr] if hdr else None))
@@ -263,5 +291,11 @@ def run_pull(executor: Any, q: A.Query, log_: Log) -> tuple[Columns, list[tuple[
         t.commit()
     out = [tapped.to_columns(k, v) for k, v in rows if v is not None]
     if q.limit is not None:
+        if q.limit < 0:
+            raise SqlError("Pull queries don't support negative integers in the LIMIT clause. See https://cnfl.io/queries for more info.", q.pos)
         out = out[: q.limit]
-    return tapped.columns, out
+    cols = tapped.columns
+    if src.is_table:
+        key_names = {c.name for c in src.key_columns} | ({WINDOWSTART, WINDOWEND} if src.window is not None else set())
+        cols = Columns(cols.names, cols.types, [n in key_names for n in cols.names])
+    return cols, out

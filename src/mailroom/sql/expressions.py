@@ -202,7 +202,7 @@ class ExpressionCompiler:
             return self._comparison(op, left, right, e)
         if op == "||":
             lf, rf = left.fn, right.fn
-            return Compiled(SqlType.STRING, lambda row: None if (a := lf(row)) is None or (b := rf(row)) is None else str(a) + str(b))
+            return Compiled(SqlType.STRING, _null_safe(lf, rf, lambda a, b: str(a) + str(b)))
         return self._arithmetic(op, left, right, e)
 
     def _logical(self, e: A.BinaryOp, scope: Scope) -> Compiled:
@@ -244,22 +244,11 @@ class ExpressionCompiler:
         if lt is not None and rt is not None and not _comparable(lt, rt):
             raise SqlError(f"Cannot compare {_expr_text(getattr(e, 'left', e))} ({type_name(lt)}) to "
                            f"{_expr_text(getattr(e, 'right', e))} ({type_name(rt)}) with {op.replace('!=', '<>')}.", e.pos)
-        lf, rf = left.fn, right.fn
         conv = _comparison_converter(lt, rt)
         cmp = _CMP[op]
-
-        def compare(row):
-            a = lf(row)
-            if a is None:
-                return None
-            b = rf(row)
-            if b is None:
-                return None
-            if conv is not None:
-                a, b = conv(a, b)
-            return cmp(a, b)
-
-        return Compiled(SqlType.BOOLEAN, compare)
+        if conv is None:
+            return Compiled(SqlType.BOOLEAN, _null_safe(left.fn, right.fn, cmp))
+        return Compiled(SqlType.BOOLEAN, _null_safe(left.fn, right.fn, lambda a, b: cmp(*conv(a, b))))
 
     def _arithmetic(self, op: str, left: Compiled, right: Compiled, e: A.BinaryOp) -> Compiled:
         lt, rt = left.type, right.type
@@ -273,54 +262,32 @@ class ExpressionCompiler:
         lf, rf = left.fn, right.fn
         onerr = self.on_error
         if t.base == "STRING":
-            return Compiled(t, lambda row: None if (a := lf(row)) is None or (b := rf(row)) is None else a + b)
+            return Compiled(t, _null_safe(lf, rf, lambda a, b: a + b))
         if t.base == "DECIMAL":
             q = decimal.Decimal(1).scaleb(-t.scale)  # type: ignore[operator]
-            fn = _DEC_OPS[op]
+            dfn = _DEC_OPS[op]
 
-            def dec(row):
-                a = lf(row)
-                if a is None:
-                    return None
-                b = rf(row)
-                if b is None:
-                    return None
+            def dec(a, b):
                 try:
-                    return fn(_to_dec(a), _to_dec(b)).quantize(q, context=_DEC_CTX)
+                    return dfn(_to_dec(a), _to_dec(b)).quantize(q, context=_DEC_CTX)
                 except (decimal.DivisionByZero, decimal.InvalidOperation, ZeroDivisionError):
                     return None
 
-            return Compiled(t, dec)
+            return Compiled(t, _null_safe(lf, rf, dec))
         if t.base == "DOUBLE":
-            fn = _FLOAT_OPS[op]
-
-            def dbl(row):
-                a = lf(row)
-                if a is None:
-                    return None
-                b = rf(row)
-                if b is None:
-                    return None
-                return fn(float(a), float(b))
-
-            return Compiled(t, dbl)
-        fn = _INT_OPS[op]
+            ffn = _FLOAT_OPS[op]
+            return Compiled(t, _null_safe(lf, rf, lambda a, b: ffn(float(a), float(b))))
+        ifn = _INT_OPS[op]
         bits = 32 if t.base == "INT" else 64
 
-        def integral(row):
-            a = lf(row)
-            if a is None:
-                return None
-            b = rf(row)
-            if b is None:
-                return None
+        def integral(a, b):
             try:
-                return _wrap(fn(a, b), bits)
+                return _wrap(ifn(a, b), bits)
             except ZeroDivisionError:
                 onerr(f"/ by zero in {_expr_text(e)}")
                 return None
 
-        return Compiled(t, integral)
+        return Compiled(t, _null_safe(lf, rf, integral))
 
     # -- predicates -------------------------------------------------------------------------------
     def _IsNull(self, e: A.IsNull, scope: Scope) -> Compiled:
@@ -548,6 +515,22 @@ class ExpressionCompiler:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _null_safe(lf: Fn, rf: Fn, fn: Callable[[Any, Any], Any]) -> Fn:
+    """``fn(left, right)`` over a row, NULL when either side is NULL (the right one is not
+    evaluated when the left is NULL)."""
+
+    def apply(row):
+        a = lf(row)
+        if a is None:
+            return None
+        b = rf(row)
+        if b is None:
+            return None
+        return fn(a, b)
+
+    return apply
+
+
 _TIME_COLUMNS = ("ROWTIME", "WINDOWSTART", "WINDOWEND")
 
 

@@ -62,7 +62,7 @@ class KafkaLog(Log):
         have leaders, so the first produce or assign finds them."""
         deadline = time.monotonic() + self.timeout * 3
         while True:
-            md = self._admin.list_topics(name, timeout=self.timeout).topics.get(name)
+            md = self._metadata(name).topics.get(name)
             if md is not None and md.error is None and md.partitions and all(
                 p.leader >= 0 for p in md.partitions.values()
             ):
@@ -82,7 +82,7 @@ class KafkaLog(Log):
             time.sleep(0.05)
 
     def describe_topic(self, name: str) -> TopicSpec:
-        md = self._admin.list_topics(name, timeout=self.timeout).topics.get(name)
+        md = self._metadata(name).topics.get(name)
         if md is None or (md.error is not None and md.error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)):
             raise UnknownTopicError(name)
         if md.error is not None:
@@ -96,15 +96,27 @@ class KafkaLog(Log):
         replicas = len(md.partitions[0].replicas) if 0 in md.partitions else 1
         return TopicSpec(name, len(md.partitions), config, replicas)
 
+    def _metadata(self, topic: str | None = None):
+        """Cluster metadata. While a broker dies and leadership moves, a request may time out:
+        ask again (for up to three timeouts) before calling the cluster unreachable."""
+        deadline = time.monotonic() + self.timeout * 3
+        while True:
+            try:
+                return self._admin.list_topics(topic, timeout=self.timeout)
+            except KafkaException as exc:
+                err = kafka_error(exc)
+                if err is None or err.code() not in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT) or time.monotonic() > deadline:
+                    raise BrokerUnavailableError(self.bootstrap, f"no metadata: {err.str() if err else exc}") from None
+
     def _topic_names(self) -> list[str]:
-        return list(self._admin.list_topics(timeout=self.timeout).topics)
+        return list(self._metadata().topics)
 
     def list_topics(self) -> list[str]:
         return sorted(t for t in self._topic_names() if not t.startswith("__"))
 
     def partitions(self, name: str) -> int:
         """The partition count of a topic (UnknownTopicError if there is none)."""
-        md = self._admin.list_topics(name, timeout=self.timeout).topics.get(name)
+        md = self._metadata(name).topics.get(name)
         if md is None or md.error is not None or not md.partitions:
             raise UnknownTopicError(name)
         return len(md.partitions)

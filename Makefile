@@ -15,10 +15,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-system-deps:  ## Java and Maven, for the local Apache Kafka broker the tests start (Debian packages)
-	@command -v java >/dev/null && command -v mvn >/dev/null || { \
-	  echo "installing Java and Maven (Debian packages) for the local Kafka broker"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless maven; }
+system-deps:  ## what the tests need from Debian's packages (Java and Maven for Kafka, ...): scripts/deps/*.sh
+	@for f in scripts/deps/*.sh; do bash "$$f" || exit 1; done
 
 demo: $(STAMP)  ## set up and run the demo on the embedded log
 	$(VENV)/bin/mailroom demo

@@ -92,7 +92,7 @@ def test_headless_queries_survive_sigkill_and_restart(tmp_path) -> None:
             d = latest(log, "DOMAIN_OUTCOMES")
             return {k: v["EVENTS"] for k, v in d.items() if v} == dict(want_domains)
 
-        ok = wait_for(done, 120)
+        ok = wait_for(done, 300)
         domains = latest(log, "DOMAIN_OUTCOMES")
         assert ok, f"domain counts off (exactly-once: no event lost or counted twice): {list(domains.items())[:3]}"
         st = latest(log, "EMAIL_STATE")

@@ -893,4 +893,4 @@ def render(e: A.Expr) -> str:
         return f"({render(e.expr)} IS {'NOT ' if e.negated else ''}NULL)"
     if isinstance(e, A.IntervalUnit):
         return e.unit
-    return type(e).__name__.upper()
+    return repr(e)  # (CASE, LIKE, ...): the whole structure, so different expressions never look alike

@@ -8,6 +8,7 @@ commands to the Typer app. That keeps the CLI below the applications built on it
 from __future__ import annotations
 
 import logging
+import os
 from importlib.metadata import entry_points
 
 import typer
@@ -50,5 +51,7 @@ _load_plugins()
 
 def main() -> None:
     """Entry point of the console script."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # MAILROOM_LOG_LEVEL=INFO (or DEBUG) shows what the engine does: assignments, restores, commits
+    level = os.environ.get("MAILROOM_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app()

@@ -248,6 +248,7 @@ class App:
         for task in self.tasks.values():
             task.commit()
         offsets = {tp: pos for t in self.tasks.values() for tp, pos in t.positions.items()}
+        log.debug("%s: commit %s", self.application_id, offsets)
         if self.exactly_once:
             self._producer.commit_transaction(offsets, self._consumer)
             self._producer.begin_transaction()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
 
 _IDLE_SLEEPS = (0.001, 0.002, 0.005, 0.01, 0.02)
 
+
+log = logging.getLogger("mailroom.log")
 
 class EmbeddedConsumer(Consumer):
     """Reads the embedded log; joins a group on :meth:`subscribe`."""
@@ -84,8 +88,9 @@ class EmbeddedConsumer(Consumer):
             try:
                 reader.seek(committed)
                 return
-            except OffsetOutOfRange:
-                pass  # deleted by retention (or beyond the end): reset as configured
+            except OffsetOutOfRange:  # deleted by retention (or beyond the end): reset as configured
+                log.warning("committed offset %d of %s[%d] is out of range [%d, %d]: resetting to %s",
+                            committed, tp.topic, tp.partition, reader.plog.start_offset(), reader.plog.end_offset(), self._reset)
         self._seek_reset(tp, reader)
 
     def _seek_reset(self, tp: TopicPartition, reader: PartitionReader) -> None:

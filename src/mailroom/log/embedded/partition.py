@@ -94,8 +94,13 @@ class PartitionLog:
         """Base offsets of the segments, refreshed when the folder changed."""
         mtime = os.stat(self.folder).st_mtime_ns
         if mtime != self._dir_mtime:
+            # list first, then publish the mtime: another thread that sees the new mtime must
+            # also see the new list (the other order served it the stale, even empty, list: a
+            # consumer then found its committed offset "out of range" and reset to the start)
+            segs = list_segments(self.folder)
+            self._segments = segs
             self._dir_mtime = mtime
-            self._segments = list_segments(self.folder)
+            return segs
         return self._segments
 
     def segment_path(self, base: int) -> Path:

@@ -26,6 +26,7 @@ from ..sql.parser import SqlSyntaxError, parse
 from ..sql.runtime import LogRuntime
 from ..sql.serdes import serdes_for
 from ..sql.transient import Columns, PushQuery, check_pull, is_push, run_pull
+from ..sql.views import TableViews
 from . import wire
 from .metrics import Metrics
 
@@ -80,6 +81,8 @@ class KsqlServer:
         self.executor = SqlExecutor(self.runtime, registry)
         self.lock = threading.RLock()
         self.push_queries: dict[str, PushQuery] = {}
+        #: tables materialized for pull queries, caught up at each query
+        self.views = TableViews(self.log)
         self._stopped: list[PushQuery] = []  # stopped, maybe still closing: joined on close()
         self.push_buffer = push_buffer
         self.metrics = Metrics()
@@ -233,7 +236,7 @@ class KsqlServer:
         try:
             with self.lock:
                 check_pull(q)
-                cols, rows = run_pull(self.executor, q, self.log)
+                cols, rows = run_pull(self.executor, q, self.log, self.views)
         except SqlError as e:
             raise StatementFailed(wire.statement_error(str(e), text)) from None
         self.metrics.pull_queries.inc()

@@ -7,12 +7,11 @@ tombstone)``. The topology runs as an engine :class:`~mailroom.engine.App` with 
 id of its own (``_confluent-ksql-<service>transient_<source>_<n>``), reading its sources from
 the earliest or the latest offset (``auto.offset.reset``), on a thread, until :meth:`stop`.
 
-A pull query (first version) reads the source's topic from the beginning to its end, keeps the
-latest record per key for a table (all records for a stream), and runs them through the same
-planned topology in-process (a :class:`~mailroom.engine.TestDriver`), so WHERE, projections and
-pseudo-columns behave as in push queries. Reading a topic to its end is O(topic); looking the
-key up in the persistent query's state store (and forwarding to the instance owning the key's
-partition) is the next step.
+A pull query takes the latest record per key of a table (from a :mod:`~mailroom.sql.views`
+materialized view kept up to date incrementally, or by reading the topic when no view is given;
+all records for a stream) and runs them through the same planned topology in-process (a
+:class:`~mailroom.engine.TestDriver`), so WHERE, projections and pseudo-columns behave as in
+push queries. A WHERE on the key looks up only the matching rows.
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ from ..formats.types import SqlType
 from ..log import OFFSET_BEGINNING, Log, RecordBatch, TopicPartition
 from . import ast as A
 from .metastore import WINDOWEND, WINDOWSTART, DataSource, SqlError
+from .serdes import serdes_for
+from .views import TableView, TableViews, key_literals
 
 log = logging.getLogger("mailroom.sql.transient")
 
@@ -261,8 +262,32 @@ def read_topic(log_: Log, topic: str) -> list[RecordBatch]:
     return out
 
 
-def run_pull(executor: Any, q: A.Query, log_: Log) -> tuple[Columns, list[tuple[list[Any], bool]]]:
-    """Answer a pull query by reading its source's topic (see the module docstring)."""
+_INTS = {"INT", "BIGINT"}
+
+
+def _lookup_keys(src: DataSource, q: A.Query) -> list[bytes] | None:
+    """The key bytes a pull query's WHERE pins a (non-windowed, single key column) table to."""
+    if src.window is not None or len(src.key_columns) != 1:
+        return None
+    col = src.key_columns[0]
+    lits = key_literals(q.where, col.name)
+    if not lits:
+        return None
+    kb, lb = col.type.base, None
+    for lit in lits:
+        lb = lit.type.base if lit.type is not None else None
+        if not (lb == kb == "STRING" or (lb in _INTS and kb in _INTS)):
+            return None  # a literal of another type: leave the conversion to the full scan
+    kser, _ = serdes_for(src)
+    try:
+        return [b for b in kser.encode([lit.value for lit in lits]) if b is not None]
+    except Exception:  # noqa: BLE001 - not encodable as a key: no row can match by key
+        return None
+
+
+def run_pull(executor: Any, q: A.Query, log_: Log, views: TableViews | None = None) -> tuple[Columns, list[tuple[list[Any], bool]]]:
+    """Answer a pull query (see the module docstring): from a materialized view of the table
+    when ``views`` is given, else by reading the source's topic."""
     check_pull(q)
     rows: list[tuple[Any, Any]] = []
     tapped = _Tapped(executor, q, lambda k, v: rows.append((k, v)))
@@ -271,21 +296,19 @@ def run_pull(executor: Any, q: A.Query, log_: Log) -> tuple[Columns, list[tuple[
     task = driver._by_topic.get(src.topic)
     if task is None:
         raise SqlError(f"Cannot run a pull query on {src.name}")
-    batches = read_topic(log_, src.topic)
     if src.is_table:
-        latest: dict[tuple[int, bytes | None], tuple] = {}
-        for rb in batches:
-            for i, (k, v) in enumerate(zip(rb.keys, rb.values)):
-                hdr = rb.headers[i] if getattr(rb, "headers", None) else None
-                latest.pop((rb.partition, k), None)  # keep key order by last update
-                latest[(rb.partition, k)] = (rb.partition, int(rb.offsets[i]), int(rb.timestamps[i]), k, v, hdr)
-        # in the order a state store scan returns them: partition by partition, by key bytes
-        recs = sorted((r for r in latest.values() if r[4] is not None), key=lambda r: (r[0], r[3] or b""))
-        for part, off, ts, k, v, hdr in recs:
-            task.process(RecordBatch(src.topic, part, np.array([off], dtype=np.int64), np.array([ts], dtype=np.int64),
-                                     [k], [v], [hdr] if hdr else None))
+        view = views.get(src.topic) if views is not None else TableView(log_, src.topic)
+        view.refresh()
+        found = view.rows(_lookup_keys(src, q))
+        # one batch per partition, in the order a state store scan returns the rows
+        for part in sorted({r[0] for r in found}):
+            rs = [r for r in found if r[0] == part]
+            hdrs = [r[5] for r in rs]
+            task.process(RecordBatch(src.topic, part, np.array([r[1] for r in rs], dtype=np.int64),
+                                     np.array([r[2] for r in rs], dtype=np.int64), [r[3] for r in rs], [r[4] for r in rs],
+                                     hdrs if any(h for h in hdrs) else None))
     else:
-        for rb in batches:
+        for rb in read_topic(log_, src.topic):
             task.process(rb)
     for t in driver.tasks:
         t.commit()

@@ -27,6 +27,9 @@ app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 app.add_typer(log_app, name="log")
 sql_commands.register(app)
+from .shell import register as _register_shell  # noqa: E402
+
+_register_shell(app)
 from ..server.cli import register as _register_server  # noqa: E402  (fastapi/uvicorn load only when run)
 
 _register_server(app)

@@ -56,3 +56,50 @@ def kafka_bootstrap(tmp_path_factory) -> str:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+# --- OpenSearch ------------------------------------------------------------------------------
+OPENSEARCH_LOCAL = ROOT / "scripts" / "opensearch-local"
+
+
+class LocalOpenSearch:
+    """A node run by scripts/opensearch-local in its own folder (so it never meets a user's)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.env = {**os.environ, "MAILROOM_OPENSEARCH_RUN": str(run_dir)}
+        self.url = ""
+
+    def _run(self, *args: str, timeout: float = 600) -> str:
+        proc = subprocess.run([sys.executable, str(OPENSEARCH_LOCAL), *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"scripts/opensearch-local {' '.join(args)} failed:\n{proc.stderr}")
+        return proc.stdout.strip()
+
+    def start(self) -> str:
+        """Start (or, after ``stop(keep_data=True)``, restart on the same port and data); the URL."""
+        self.url = self._run("start").splitlines()[-1]
+        return self.url
+
+    def stop(self, keep_data: bool = False) -> None:
+        self._run("stop", *(["--keep-data"] if keep_data else []), timeout=120)
+
+    def pause(self) -> None:
+        self._run("pause")
+
+    def resume(self) -> None:
+        self._run("resume")
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(tmp_path_factory) -> str:
+    """http://host:port of a real OpenSearch node for this test session."""
+    given = os.environ.get("MAILROOM_OPENSEARCH_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    node = LocalOpenSearch(tmp_path_factory.mktemp("opensearch"))
+    try:
+        yield node.start()
+    finally:
+        node.stop()

@@ -15,9 +15,9 @@ def test_simulator_is_deterministic_and_plausible() -> None:
     assert a != [e for b in simulate(messages=3000, seed=6, batch=1000) for e in b]
     finals = {}
     for e in a:
-        if e["type"] in ("delivered", "bounced"):
+        if e["type"] in ("delivered", "bounced", "expired", "dropped"):
             finals[e["message_id"]] = e["type"]
-    assert len(finals) == 3000  # every message ends delivered or bounced
+    assert 0.99 * 3000 <= len(finals) < 3000  # nearly every message ends; a few stay stuck in a queue
     share = sum(1 for v in finals.values() if v == "delivered") / 3000
     assert 0.9 < share < 1.0
 

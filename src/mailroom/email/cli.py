@@ -4,6 +4,7 @@
 - ``mailroom ingest postfix|exim|powermta FILE [--follow] [--topic T] [--log URL]``: a log file's
   events into a topic, resuming where it stopped
 - ``mailroom report postfix|exim|powermta FILE [--json]``: per-domain delivery counts of a log file
+- ``mailroom ingest webhooks --listen HOST:PORT``: ESP webhooks (SendGrid, Mailgun, SES, Postmark) into a topic
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 
 from ..cli.options import LogOption
 
-KINDS = ("postfix", "exim", "powermta")
+KINDS = ("postfix", "exim", "powermta", "kumomta")
 
 
 def _ingest_command(kind: str):
@@ -102,10 +103,42 @@ def register(app: typer.Typer) -> None:
             typer.echo("error: not every produced event was consumed", err=True)
             raise typer.Exit(1)
 
+    @app.command()
+    def simulate(
+        events: int | None = typer.Option(None, "--events", "-n", help="Stop after this many events."),
+        messages: int | None = typer.Option(None, "--messages", "-m", help="Simulate this many messages (all their events)."),
+        rate: float = typer.Option(0.0, "--rate", "-r", help="Events per second of wall-clock time (0: as fast as possible)."),
+        seed: int = typer.Option(42, help="Simulator seed (same seed, same events)."),
+        outage: list[str] = typer.Option([], "--outage", help="PROVIDER:START:DURATION from the start of event time, "
+                                                              "e.g. gmail:15m:10m (repeatable)."),
+        topic: str = typer.Option("email-events", "--topic", "-t", help="Topic to write the events to."),
+        partitions: int = typer.Option(4, help="Partitions of the topic if it is created."),
+        msg_rate: float = typer.Option(50.0, "--message-rate", help="Messages per second of EVENT time (traffic shape)."),
+        no_throttling: bool = typer.Option(False, "--no-throttling", help="No random throttling episodes."),
+        log: str = LogOption,
+    ) -> None:
+        """Simulated email events (providers, greylisting, throttling, outages, retries, opens) into a topic."""
+        from .simulate_run import run_simulation
+        from .simulator import SimConfig
+
+        if (events is None) == (messages is None):
+            typer.echo("error: give one of --events N and --messages N", err=True)
+            raise typer.Exit(2)
+        try:
+            stats = run_simulation(log, events=events, messages=messages, rate=rate, seed=seed, outages=outage, topic=topic,
+                                   partitions=partitions, config=SimConfig(rate_per_s=msg_rate, throttling=not no_throttling))
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"{stats.events:,} events into {topic} in {stats.seconds:.2f} s ({stats.events_per_s:,.0f} events/s)", err=True)
+
     ingest_app = typer.Typer(help="Stream MTA logs into a topic as canonical email events.", no_args_is_help=True)
     report_app = typer.Typer(help="Summaries of MTA logs.", no_args_is_help=True)
     for kind in KINDS:
         ingest_app.command(kind)(_ingest_command(kind))
         report_app.command(kind)(_report_command(kind))
+    from .ingest.webhooks.command import webhooks as _webhooks
+
+    ingest_app.command("webhooks")(_webhooks)
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(report_app, name="report")

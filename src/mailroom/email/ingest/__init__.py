@@ -18,7 +18,7 @@ from .base import LogParser, ParseError
 
 
 def parser_for(kind: str, **options) -> LogParser:
-    """A new parser of ``kind``: postfix, exim or powermta."""
+    """A new parser of ``kind``: postfix, exim, powermta or kumomta."""
     if kind == "postfix":
         from .postfix import PostfixParser
 
@@ -31,7 +31,11 @@ def parser_for(kind: str, **options) -> LogParser:
         from .powermta import PowerMtaParser
 
         return PowerMtaParser(**options)
-    raise ValueError(f"unknown log kind {kind!r} (postfix, exim, powermta)")
+    if kind == "kumomta":
+        from .kumomta import KumoMtaParser
+
+        return KumoMtaParser(**options)
+    raise ValueError(f"unknown log kind {kind!r} (postfix, exim, powermta, kumomta)")
 
 
 __all__ = ["LogParser", "ParseError", "parser_for"]

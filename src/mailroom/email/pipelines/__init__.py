@@ -1,0 +1,1 @@
+"""The email application's pipelines: SQL scripts (``*.sql``) and Python pipelines (``*.py`` with ``topology()``)."""

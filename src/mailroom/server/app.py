@@ -16,6 +16,11 @@ Endpoints:
   per row, as they are written); ``GET /info``, ``GET /healthcheck``, ``GET /status``,
   ``GET /metrics`` (Prometheus).
 
+Extensions: ``create_app(..., extensions=True)`` (what ``mailroom server`` does) calls each
+entry point of the group ``mailroom.server_extensions``, a ``mount(app: FastAPI, server:
+KsqlServer) -> None`` that may add routes (after the built-in ones, so it cannot shadow them) and
+register ``server.on_close`` hooks; one that fails is logged and left out.
+
 Push queries run as engine Apps (see :mod:`mailroom.sql.transient`); each result row goes
 through an asyncio queue to the client's response. LIMIT ends the response; a client that
 disconnects, or ``/close-query``, stops the query; a client that falls more than
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -43,6 +49,8 @@ from .metrics import CONTENT_TYPE_LATEST
 
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"
 KSQL_JSON = "application/json"
+EXTENSIONS_GROUP = "mailroom.server_extensions"
+log = logging.getLogger(__name__)
 
 
 def _error(entity: dict[str, Any], status: int = 400) -> JSONResponse:
@@ -60,8 +68,26 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def create_app(server: KsqlServer, *, close_on_shutdown: bool = True) -> FastAPI:
-    """The ASGI app of ``server`` (FastAPI, wrapped in the metrics/inserts-stream layer)."""
+def load_extensions(api: FastAPI, server: KsqlServer, group: str = EXTENSIONS_GROUP) -> dict[str, str]:
+    """Call ``mount(api, server)`` of each entry point of ``group``; returns {name: "ok" or the
+    error}, also kept as ``api.state.extensions``. A failing extension is logged, not fatal."""
+    from importlib.metadata import entry_points
+
+    loaded: dict[str, str] = {}
+    for ep in entry_points(group=group):
+        try:
+            ep.load()(api, server)
+            loaded[ep.name] = "ok"
+        except Exception as e:  # noqa: BLE001 - the API must come up without a broken extension
+            log.warning("server extension %s (%s) failed to load: %s: %s", ep.name, ep.value, type(e).__name__, e)
+            loaded[ep.name] = f"{type(e).__name__}: {e}"
+    api.state.extensions = loaded
+    return loaded
+
+
+def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions: bool = False) -> FastAPI:
+    """The ASGI app of ``server`` (FastAPI, wrapped in the metrics/inserts-stream layer);
+    ``extensions``: mount the ``mailroom.server_extensions`` entry points too."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -141,6 +167,8 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True) -> FastAPI
             return _error(wire.generic_error(f"No query with id {qid}", wire.BAD_REQUEST))
         return Response(b"", status_code=200)
 
+    if extensions:
+        load_extensions(api, server)
     return _Outer(api, server)  # type: ignore[return-value]
 
 

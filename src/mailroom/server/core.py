@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from . import wire
 from .metrics import Metrics
 
 _OFFSET_RESET_KEYS = ("auto.offset.reset", "ksql.streams.auto.offset.reset")
+#: what /ksql still runs in headless mode: statements that change nothing
+_READ_ONLY = (A.Show, A.Describe, A.DescribeFunction, A.Explain)
 
 
 class StatementFailed(Exception):
@@ -90,6 +94,9 @@ class KsqlServer:
         self.command_status: dict[str, dict[str, Any]] = {}
         self.cluster_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailroom:{self.log_url}"))
         self.started = time.time()
+        #: the queries files this server runs (``--queries-file``): /ksql then runs read-only statements only
+        self.queries_files: list[Path] = []
+        self._close_hooks: list[Callable[[], None]] = []
 
     # -- info ---------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -121,6 +128,11 @@ class KsqlServer:
         if cache is not None:
             self.runtime.caching = str(cache).strip() not in ("0", "0.0")
         for stmt in stmts:
+            if self.queries_files and not isinstance(stmt, (*_READ_ONLY, A.QueryStatement, A.PrintTopic)):
+                self.metrics.statements.labels("error").inc()
+                raise StatementFailed(wire.statement_error(
+                    f"The server is running in headless mode (--queries-file {' '.join(map(str, self.queries_files))}): interactive "
+                    "statements are disabled; only SHOW, LIST, DESCRIBE and EXPLAIN are run.", stmt.text, entities))
             if isinstance(stmt, (A.QueryStatement, A.PrintTopic)):
                 self.metrics.statements.labels("error").inc()
                 raise StatementFailed(wire.statement_error(
@@ -142,6 +154,25 @@ class KsqlServer:
                 entities.append(ent)
         self.metrics.persistent_queries.set(len(self.executor.queries))
         return entities
+
+    def run_queries_file(self, *paths: str | Path) -> list[dict[str, Any]]:
+        """Run the statements of SQL files, in order, at start (ksqlDB's ``ksql.queries.file``),
+        then stay headless: /ksql refuses statements that would change what runs. INSERT ...
+        VALUES is skipped (it would insert again on every start). Raises :class:`StatementFailed`."""
+        kept: list[str] = []
+        for path in map(Path, paths):
+            try:
+                text = path.read_text()
+            except OSError as e:
+                raise StatementFailed(wire.generic_error(f"Cannot read the queries file {path}: {e}", wire.BAD_REQUEST)) from None
+            kept += [s.text for s in self.parse(text) if not isinstance(s, A.InsertValues)]
+        entities = self.run_ksql("\n".join(kept)) if kept else []
+        self.queries_files = [Path(p) for p in paths]
+        return entities
+
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` first thing in :meth:`close` (extensions stop their threads there)."""
+        self._close_hooks.append(hook)
 
     def _execute(self, stmt: A.Statement) -> dict[str, Any] | None:
         ex = self.executor
@@ -301,6 +332,11 @@ class KsqlServer:
         self.metrics.inserted_rows.inc()
 
     def close(self) -> None:
+        for hook in self._close_hooks:
+            try:
+                hook()
+            except Exception as e:  # noqa: BLE001 - one extension must not stop the others closing
+                logging.getLogger(__name__).warning("close hook %r failed: %s", hook, e)
         for qid in list(self.push_queries):
             self.stop_push(qid, wait=True)
         for pq in self._stopped:

@@ -83,7 +83,7 @@ def run(
     import signal
     import threading
 
-    from ..functions import builtin_registry, load_folder
+    from ..functions import builtin_registry, load_entry_points, load_folder
     from ..log import open_log
     from ..sql.executor import SqlExecutor
     from ..sql.metastore import SqlError
@@ -92,6 +92,9 @@ def run(
     from ..sql import ast as A
 
     registry = builtin_registry()
+    # installed packages' functions (entry point group "mailroom.functions", e.g. the email UDFs)
+    for f in load_entry_points(registry=registry).failed:
+        typer.echo(f"could not load {f.path}: {f.error}", err=True)
     if udf_dir is not None:
         for f in load_folder(udf_dir, registry).failed:
             typer.echo(f"could not load {f.path}: {f.error}", err=True)

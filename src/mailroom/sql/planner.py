@@ -123,7 +123,8 @@ class Planner:
             pred = self.compiler.predicate(q.where, scope)
             stream = stream.filter(lambda k, v, p=pred: p(v))
         if self._is_aggregate(q):
-            stream, outputs, window = self._aggregate(q, scope, stream, is_table, sink_name or "", primary)
+            stream, outputs, window = self._aggregate(q, scope, stream, is_table, sink_name or "", primary,
+                                                      single_source=len(sides) == 1)
             is_table = True
         else:
             if q.having is not None:
@@ -404,7 +405,8 @@ class Planner:
         for child in _children(e):
             self._find_aggs(child, out)
 
-    def _aggregate(self, q: A.Query, scope: Scope, stream, is_table: bool, sink_name: str, primary: DataSource):
+    def _aggregate(self, q: A.Query, scope: Scope, stream, is_table: bool, sink_name: str, primary: DataSource,
+                   single_source: bool = False):
         group = list(q.group_by or [])
         for g in group:
             found: list = []
@@ -573,6 +575,34 @@ class Planner:
         def merge(key, a, b):
             return [r.merge(x, y) for (r, _), x, y in zip(compiled_aggs, a, b)]
 
+        # A stream's records are reduced, before grouping, to their aggregates' argument values
+        # (ksqlDB's Aggregate-Prepare step): evaluated once per record, not once per window a
+        # hopping window puts it in, and only they travel through the repartition topic.
+        def prepare_args(row):
+            if row is None:
+                return None
+            vals = []
+            for r, fns in compiled_aggs:
+                try:
+                    vals.append([f(row) for f in fns])
+                except Exception as ex:  # noqa: BLE001 - as in add: this aggregate skips the record
+                    onerr(f"aggregate {r.name} failed: {ex}")
+                    vals.append(None)
+            return vals
+
+        def add_prepared(key, vals, state):
+            if vals is None:
+                return state
+            out = list(state)
+            for i, (r, _) in enumerate(compiled_aggs):
+                if vals[i] is None:
+                    continue
+                try:
+                    out[i] = r.aggregate(out[i], *vals[i])
+                except Exception as ex:  # noqa: BLE001 - a failing UDAF skips the value
+                    onerr(f"aggregate {r.name} failed: {ex}")
+            return out
+
         emit_final = q.emit == "FINAL"
         if is_table:
             if windowed:
@@ -583,18 +613,22 @@ class Planner:
                 raise SqlError(f"The aggregation functions {names} cannot be applied to a table source, only to a stream source.", q.pos)
             table = stream.group_by(group_key).aggregate(init, add, sub)
         else:
-            grouped = stream.group_by(group_key) if group else stream.group_by(lambda k, v: "")
+            if group and single_source and _is_source_key(group, primary, scope):
+                # already keyed and partitioned by it: no repartition (as ksqlDB)
+                grouped = stream.map_values(prepare_args).group_by_key()
+            else:
+                grouped = stream.map(lambda k, row: (group_key(k, row), prepare_args(row))).group_by_key()
             if windowed:
                 w = q.window
                 # no GRACE PERIOD: 24 hours, but a final result (EMIT FINAL) comes at the window's end
                 grace = w.grace_ms if w.grace_ms is not None else (0 if emit_final else 24 * 3600_000)
                 if w.kind == "SESSION":
-                    table = grouped.windowed_by(SessionWindows(w.size_ms, grace)).aggregate(init, add, merge, emit_final=emit_final)
+                    table = grouped.windowed_by(SessionWindows(w.size_ms, grace)).aggregate(init, add_prepared, merge, emit_final=emit_final)
                 else:
                     tw = TimeWindows(w.size_ms, w.advance_ms or w.size_ms, grace, w.retention_ms)
-                    table = grouped.windowed_by(tw).aggregate(init, add, emit_final=emit_final)
+                    table = grouped.windowed_by(tw).aggregate(init, add_prepared, emit_final=emit_final)
             else:
-                table = grouped.aggregate(init, add)
+                table = grouped.aggregate(init, add_prepared)
         window = None
         if windowed:
             window = WindowInfo(q.window.kind, q.window.size_ms if q.window.kind != "SESSION" else None)
@@ -766,6 +800,12 @@ def _loose_columns(e: A.Expr, lambda_params: frozenset = frozenset()) -> list[st
     for c in _children(e):
         out.extend(_loose_columns(c, lambda_params))
     return out
+
+
+def _is_source_key(group: list[A.Expr], src: DataSource, scope: Scope) -> bool:
+    """Whether GROUP BY names exactly the (single) key column of an unwindowed source."""
+    return (len(group) == 1 and len(src.key_columns) == 1 and src.window is None
+            and _same_column(group[0], A.ColumnRef(src.key_columns[0].name), scope))
 
 
 def _same_column(e: A.Expr, key: A.Expr, scope: Scope) -> bool:

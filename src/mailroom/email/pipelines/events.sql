@@ -1,0 +1,42 @@
+-- EMAIL_EVENTS: the canonical email events (mailroom.email.events) of the topic 'email-events',
+-- JSON, keyed by message id, event time from TS (epoch ms). Every other email pipeline reads it.
+-- Run order: events.sql, email_state.sql, mta_health.sql, campaign_stats.sql
+-- (`python -m mailroom.email.pipelines` prints the paths in that order).
+-- The columns are EmailEvent's fields in schema order; tests/email/test_pipelines.py holds the two equal.
+CREATE STREAM IF NOT EXISTS EMAIL_EVENTS (
+  TYPE STRING,
+  TS BIGINT,
+  MESSAGE_ID STRING KEY,
+  QUEUE_ID STRING,
+  EVENT_ID STRING,
+  SOURCE STRING,
+  SENDER STRING,
+  RECIPIENT STRING,
+  ORIG_RECIPIENT STRING,
+  DOMAIN STRING,
+  PROVIDER STRING,
+  CAMPAIGN_ID STRING,
+  LIST_ID STRING,
+  ACCOUNT_ID STRING,
+  MTA STRING,
+  SENDING_IP STRING,
+  REMOTE_HOST STRING,
+  REMOTE_IP STRING,
+  ATTEMPT BIGINT,
+  SMTP_CODE BIGINT,
+  ENHANCED_CODE STRING,
+  REPLY STRING,
+  TLS BOOLEAN,
+  TLS_VERSION STRING,
+  LATENCY_MS BIGINT,
+  DELAYS STRING,
+  SIZE BIGINT,
+  NRCPT BIGINT,
+  BOUNCE_CLASS STRING,
+  BOUNCE_REASON STRING,
+  CLIENT_HOST STRING,
+  CLIENT_IP STRING,
+  URL STRING,
+  USER_AGENT STRING,
+  DETAIL STRING
+) WITH (kafka_topic='email-events', value_format='JSON', partitions=4, timestamp='TS');

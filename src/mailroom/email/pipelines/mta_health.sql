@@ -1,0 +1,73 @@
+-- MTA health: delivery attempts (delivered, deferred and bounced events) per mailbox provider and per
+-- internal MTA node, in 1-minute tumbling windows and 1-hour windows every 5 minutes (event time),
+-- from EMAIL_EVENTS (events.sql). Windowed tables: the key is PROVIDER (or MTA) with the window
+-- (WINDOWSTART / WINDOWEND).
+--   ATTEMPTS = DELIVERED + DEFERRED + BOUNCED; ACCEPT_RATE = DELIVERED / ATTEMPTS
+--   HARD_BOUNCES  bounces of class 'hard';  THROTTLED  deferrals of class 'throttle'
+--   BLOCKED       bounces and deferrals of class 'block'
+--   P50_LATENCY_MS / P95_LATENCY_MS  latency_ms of the delivered events (DOUBLE; APPROX_PERCENTILE:
+--                 the value of rank floor(p * (n - 1)) within 1%; NULL when nothing was delivered)
+-- The class is the event's bounce_class, else the BOUNCE_CLASS UDF of its SMTP reply.
+
+CREATE TABLE MTA_HEALTH_PROVIDER AS
+  SELECT PROVIDER,
+         COUNT(*) AS ATTEMPTS,
+         SUM(CASE WHEN TYPE = 'delivered' THEN 1 ELSE 0 END) AS DELIVERED,
+         SUM(CASE WHEN TYPE = 'deferred' THEN 1 ELSE 0 END) AS DEFERRED,
+         SUM(CASE WHEN TYPE = 'bounced' THEN 1 ELSE 0 END) AS BOUNCED,
+         SUM(CASE WHEN TYPE = 'bounced' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'hard'
+                  THEN 1 ELSE 0 END) AS HARD_BOUNCES,
+         SUM(CASE WHEN TYPE <> 'delivered' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'block'
+                  THEN 1 ELSE 0 END) AS BLOCKED,
+         SUM(CASE WHEN TYPE = 'deferred' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'throttle'
+                  THEN 1 ELSE 0 END) AS THROTTLED,
+         CAST(SUM(CASE WHEN TYPE = 'delivered' THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS ACCEPT_RATE,
+         APPROX_PERCENTILE(CASE WHEN TYPE = 'delivered' THEN LATENCY_MS END, 0.5) AS P50_LATENCY_MS,
+         APPROX_PERCENTILE(CASE WHEN TYPE = 'delivered' THEN LATENCY_MS END, 0.95) AS P95_LATENCY_MS
+  FROM EMAIL_EVENTS
+  WINDOW TUMBLING (SIZE 1 MINUTE)
+  WHERE TYPE IN ('delivered', 'deferred', 'bounced')
+  GROUP BY PROVIDER
+  EMIT CHANGES;
+
+CREATE TABLE MTA_HEALTH_NODE AS
+  SELECT MTA,
+         COUNT(*) AS ATTEMPTS,
+         SUM(CASE WHEN TYPE = 'delivered' THEN 1 ELSE 0 END) AS DELIVERED,
+         SUM(CASE WHEN TYPE = 'deferred' THEN 1 ELSE 0 END) AS DEFERRED,
+         SUM(CASE WHEN TYPE = 'bounced' THEN 1 ELSE 0 END) AS BOUNCED,
+         SUM(CASE WHEN TYPE = 'bounced' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'hard'
+                  THEN 1 ELSE 0 END) AS HARD_BOUNCES,
+         SUM(CASE WHEN TYPE <> 'delivered' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'block'
+                  THEN 1 ELSE 0 END) AS BLOCKED,
+         SUM(CASE WHEN TYPE = 'deferred' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'throttle'
+                  THEN 1 ELSE 0 END) AS THROTTLED,
+         CAST(SUM(CASE WHEN TYPE = 'delivered' THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS ACCEPT_RATE,
+         APPROX_PERCENTILE(CASE WHEN TYPE = 'delivered' THEN LATENCY_MS END, 0.5) AS P50_LATENCY_MS,
+         APPROX_PERCENTILE(CASE WHEN TYPE = 'delivered' THEN LATENCY_MS END, 0.95) AS P95_LATENCY_MS
+  FROM EMAIL_EVENTS
+  WINDOW TUMBLING (SIZE 1 MINUTE)
+  WHERE TYPE IN ('delivered', 'deferred', 'bounced')
+  GROUP BY MTA
+  EMIT CHANGES;
+
+CREATE TABLE MTA_HEALTH_PROVIDER_HOURLY AS
+  SELECT PROVIDER,
+         COUNT(*) AS ATTEMPTS,
+         SUM(CASE WHEN TYPE = 'delivered' THEN 1 ELSE 0 END) AS DELIVERED,
+         SUM(CASE WHEN TYPE = 'deferred' THEN 1 ELSE 0 END) AS DEFERRED,
+         SUM(CASE WHEN TYPE = 'bounced' THEN 1 ELSE 0 END) AS BOUNCED,
+         SUM(CASE WHEN TYPE = 'bounced' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'hard'
+                  THEN 1 ELSE 0 END) AS HARD_BOUNCES,
+         SUM(CASE WHEN TYPE <> 'delivered' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'block'
+                  THEN 1 ELSE 0 END) AS BLOCKED,
+         SUM(CASE WHEN TYPE = 'deferred' AND COALESCE(BOUNCE_CLASS, BOUNCE_CLASS(SMTP_CODE, ENHANCED_CODE, REPLY)) = 'throttle'
+                  THEN 1 ELSE 0 END) AS THROTTLED,
+         CAST(SUM(CASE WHEN TYPE = 'delivered' THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS ACCEPT_RATE,
+         APPROX_PERCENTILE(CASE WHEN TYPE = 'delivered' THEN LATENCY_MS END, 0.5) AS P50_LATENCY_MS,
+         APPROX_PERCENTILE(CASE WHEN TYPE = 'delivered' THEN LATENCY_MS END, 0.95) AS P95_LATENCY_MS
+  FROM EMAIL_EVENTS
+  WINDOW HOPPING (SIZE 1 HOUR, ADVANCE BY 5 MINUTES)
+  WHERE TYPE IN ('delivered', 'deferred', 'bounced')
+  GROUP BY PROVIDER
+  EMIT CHANGES;

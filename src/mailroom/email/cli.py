@@ -1,6 +1,6 @@
 """The email application's commands, added to ``mailroom`` through the ``mailroom.commands`` entry point.
 
-- ``mailroom demo``: simulated email events through the log, with a summary
+- ``mailroom demo``: the whole application on the embedded log (server, dashboard, pipelines, simulator)
 - ``mailroom ingest postfix|exim|powermta FILE [--follow] [--topic T] [--log URL]``: a log file's
   events into a topic, resuming where it stopped
 - ``mailroom report postfix|exim|powermta FILE [--json]``: per-domain delivery counts of a log file
@@ -90,17 +90,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        messages: int = typer.Option(200_000, "--messages", "-m", help="How many email messages to simulate."),
-        partitions: int = typer.Option(4, help="Partitions of the events topic."),
+        messages: int = typer.Option(20_000, "--messages", "-m", help="How many email messages to simulate."),
         seed: int = typer.Option(42, help="Simulator seed (same seed, same events)."),
-        log: str = LogOption,
+        outage: str = typer.Option("gmail:3m:2m", help="A provider outage PROVIDER:START:DURATION ('' for none)."),
+        port: int = typer.Option(8088, help="Port of the server and dashboard (another free one if taken)."),
+        duration: float | None = typer.Option(None, help="Serve the dashboard this many seconds, then stop (default: until Ctrl-C)."),
+        data_dir: Path = typer.Option(Path(".mailroom/demo"), "--data-dir", help="Where the demo keeps its log, state and process logs."),
+        keep: bool = typer.Option(False, help="Keep the data of an earlier demo run (default: start afresh)."),
     ) -> None:
-        """Simulate email events, stream them through the log, and print a summary."""
+        """The email-tracking application end to end on the embedded log: server + dashboard, SQL and
+        alerting pipelines, simulated traffic with an outage; prints a summary and the dashboard's address."""
         from .demo import run_demo
 
-        summary = run_demo(log, messages=messages, partitions=partitions, seed=seed)
-        if summary["events_consumed"] != summary["events_produced"]:
-            typer.echo("error: not every produced event was consumed", err=True)
+        summary = run_demo(data_dir, messages=messages, seed=seed, outage=outage, port=port, duration=duration, keep=keep)
+        if not summary.get("caught_up"):
+            typer.echo("error: the pipelines did not catch up; see the *.log files in " + str(data_dir), err=True)
             raise typer.Exit(1)
 
     @app.command()

@@ -1,107 +1,271 @@
-"""``mailroom demo``: simulated email events through the embedded log, with a summary.
+"""``mailroom demo``: the whole email-tracking application on the embedded log, on one machine.
 
-Produces the simulator's events into a topic (keyed by message id, so every message's events
-stay in order in one partition), reads them back as a consumer group, and summarizes them.
-Later steps of the project grow this into the full email-tracking demo.
+1. a ``mailroom server`` (REST API + the live dashboard) running the SQL pipelines
+   (``--queries-file``: EMAIL_EVENTS, EMAIL_STATE, MTA_HEALTH_*, CAMPAIGN_STATS, and the
+   STUCK_MAIL / ALERTS streams' declarations);
+2. ``mailroom run`` with the Python pipelines (STUCK_MAIL and ALERTS: timers and baselines);
+3. the simulator: realistic traffic with a scripted provider outage, into ``email-events``;
+4. a progress bar while the pipelines catch up, then a summary table per mailbox provider
+   (from pull queries on MTA_HEALTH_PROVIDER), the alerts raised, and the dashboard's address;
+5. it keeps serving the dashboard until Ctrl-C (or ``duration`` seconds).
+
+Everything goes through the platform's public commands and REST API, as a user would run them.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
-import polars as pl
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..log import TopicPartition, open_log
-from .simulator import simulate
+from . import pipelines
+from .pipelines import alerts, stuck_mail
+from .simulate_run import run_simulation
 
 TOPIC = "email-events"
-SCHEMA = {"message_id": pl.String, "type": pl.String, "provider": pl.String, "ts": pl.Int64}
+#: the SQL queries' consumer groups whose lag says whether the pipelines have caught up
+_SQL_TABLES = ("EMAIL_STATE", "MTA_HEALTH_PROVIDER", "MTA_HEALTH_NODE", "CAMPAIGN_STATS")
 
 
-def run_demo(log_url: str, messages: int = 200_000, partitions: int = 4, seed: int = 42, console: Console | None = None) -> dict:
-    """Run the demo; returns the summary it prints."""
+@dataclass
+class DemoProcesses:
+    """The server and the pipeline runner the demo started (stopped together)."""
+
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def _mailroom(*args: str, log_file: Path) -> subprocess.Popen:
+    out = open(log_file, "ab")  # noqa: SIM115 - kept open for the child's life
+    return subprocess.Popen([sys.executable, "-m", "mailroom.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float, log_file: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server stopped (exit {proc.returncode}); its output is in {log_file}:\n"
+                               + log_file.read_text()[-2000:])
+        try:
+            if httpx.get(base + "/healthcheck", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer within {timeout:.0f}s; see {log_file}")
+
+
+def _lag(log: Any) -> int | None:
+    """Records the pipelines still have to process (None: not all of them have started).
+
+    Every group's committed offsets are compared with the ends of the topics it reads; the
+    groups that read the events topic directly count it whole until they commit on it."""
+    groups = [g for g in _groups(log) if "transient" not in g]
+    ctas = [next((g for g in groups if re.search(f"CTAS_{t}_[0-9]+$", g)), None) for t in _SQL_TABLES]
+    if None in ctas:
+        return None
+    direct = set(ctas[:3]) | {stuck_mail.APPLICATION_ID, alerts.APPLICATION_ID}
+    topics = log.list_topics()
+    total = 0
+    for g in groups:
+        c = log.consumer(g)
+        try:
+            for t in topics:
+                tps = [TopicPartition(t, p) for p in range(log.describe_topic(t).partitions)]
+                for tp, off in c.committed(tps).items():
+                    if off is not None or (t == TOPIC and g in direct):
+                        total += max(0, c.watermarks(tp)[1] - (off or 0))
+        finally:
+            c.close()
+    return total
+
+
+def _groups(log: Any) -> list[str]:
+    root = getattr(log, "root", None)
+    if root is None or not (Path(root) / "groups").is_dir():
+        return []
+    return [p.name for p in (Path(root) / "groups").iterdir()]
+
+
+def _pull(base: str, sql: str) -> list[list[Any]]:
+    r = httpx.post(base + "/query", json={"ksql": sql, "streamsProperties": {}}, timeout=120)
+    r.raise_for_status()
+    return [m["row"]["columns"] for m in orjson.loads(r.content) if isinstance(m, dict) and "row" in m]
+
+
+def _read_topic(log: Any, topic: str) -> list[dict]:
+    if topic not in log.list_topics():
+        return []
+    c = log.consumer()
+    n = log.describe_topic(topic).partitions
+    c.assign([TopicPartition(topic, p) for p in range(n)])
+    out = []
+    while True:
+        batches = c.poll(10_000, timeout=0.5)
+        if not batches:
+            break
+        out.extend(orjson.loads(v) for b in batches for v in b.values if v is not None)
+    c.close()
+    return out
+
+
+def provider_summary(base: str, min_attempts: int = 30) -> list[dict[str, Any]]:
+    """Totals per mailbox provider over every 1-minute window of MTA_HEALTH_PROVIDER, and its
+    worst minute (the lowest acceptance of a window with at least ``min_attempts`` attempts)."""
+    rows = _pull(base, "SELECT PROVIDER, ATTEMPTS, DELIVERED, DEFERRED, BOUNCED FROM MTA_HEALTH_PROVIDER;")
+    agg: dict[str, dict[str, Any]] = {}
+    for provider, attempts, delivered, deferred, bounced in rows:
+        a = agg.setdefault(provider or "?", {"provider": provider or "?", "windows": 0, "attempts": 0, "delivered": 0,
+                                             "deferred": 0, "bounced": 0, "worst_minute": None})
+        a["windows"] += 1
+        for k, v in (("attempts", attempts), ("delivered", delivered), ("deferred", deferred), ("bounced", bounced)):
+            a[k] += v or 0
+        if (attempts or 0) >= min_attempts:
+            rate = (delivered or 0) / attempts
+            a["worst_minute"] = rate if a["worst_minute"] is None else min(a["worst_minute"], rate)
+    for a in agg.values():
+        a["acceptance"] = a["delivered"] / a["attempts"] if a["attempts"] else 0.0
+    return sorted(agg.values(), key=lambda a: -a["attempts"])
+
+
+def run_demo(
+    data_dir: str | Path = ".mailroom/demo",
+    *,
+    messages: int = 20_000,
+    seed: int = 42,
+    outage: str = "gmail:3m:2m",
+    port: int = 8088,
+    duration: float | None = None,
+    catch_up_timeout: float = 900.0,
+    keep: bool = False,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run the demo (see the module docstring); returns the summary it prints."""
     console = console or Console()
-    log = open_log(log_url)
+    data = Path(data_dir)
+    if data.exists() and not keep:
+        shutil.rmtree(data)
+    data.mkdir(parents=True, exist_ok=True)
+    url = f"embedded:{data / 'log'}"
+    log = open_log(url)
+    log.create_topic(TOPIC, partitions=4, exist_ok=True)
+    port = _free_port(port)
+    base = f"http://127.0.0.1:{port}"
+    procs = DemoProcesses()
+    summary: dict[str, Any] = {"log": url, "dashboard": f"{base}/dashboard", "messages": messages}
     try:
-        if TOPIC in log.list_topics():
-            log.delete_topic(TOPIC)
-        log.create_topic(TOPIC, partitions=partitions)
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-        produced = 0
-        t0 = time.perf_counter()
-        with Progress(*columns, console=console, transient=False) as progress, log.producer() as producer:
-            task = progress.add_task("simulate + produce (messages)", total=messages)
-            for events in simulate(messages=messages, seed=seed):
-                producer.send_batch(
-                    TOPIC,
-                    [orjson.dumps(e) for e in events],
-                    [e["message_id"].encode() for e in events],
-                    timestamps=[e["ts"] for e in events],
-                )
-                produced += len(events)
-                progress.advance(task, min(10_000, messages - progress.tasks[0].completed))
-            producer.flush()
-        t_produce = time.perf_counter() - t0
+        with console.status("starting the server with the SQL pipelines and the alerting pipelines..."):
+            queries = [a for p in pipelines.sql_paths() for a in ("--queries-file", str(p))]
+            procs.procs.append(_mailroom("server", "--log", url, "--state-dir", str(data / "server-state"), "--port", str(port),
+                                         "--guarantee", "exactly_once", *queries, log_file=data / "server.log"))
+            _wait_healthy(base, procs.procs[0], 120, data / "server.log")
+            py = [str(pipelines.path(n)) for n in ("stuck_mail.py", "alerts.py")]
+            procs.procs.append(_mailroom("run", *py, "--log", url, "--state-dir", str(data / "run-state"),
+                                         log_file=data / "pipelines.log"))
+        console.print(f"[bold]dashboard[/bold]: {base}/dashboard   (REST API: {base}, try `mailroom sql {base}`)")
 
         t0 = time.perf_counter()
-        frames = []
-        consumer = log.consumer("mailroom-demo")
-        consumer.subscribe([TOPIC])
-        consumed = 0
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("consume (events)", total=produced)
-            while consumed < produced:
-                batches = consumer.poll(50_000, timeout=2.0)
-                if not batches:
+        stats = run_simulation(url, messages=messages, seed=seed, outages=[outage] if outage else [], topic=TOPIC,
+                               console=console)
+        summary["events"] = stats.events
+        summary["simulate_events_per_s"] = round(stats.events_per_s)
+
+        t1 = time.perf_counter()
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                      TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("pipelines catching up (events processed by every query)", total=stats.events)
+            deadline = time.monotonic() + catch_up_timeout
+            while time.monotonic() < deadline:
+                for p in procs.procs:
+                    if p.poll() is not None:
+                        raise RuntimeError(f"a demo process stopped (exit {p.returncode}); see {data}/*.log")
+                lag = _lag(log)
+                progress.update(task, completed=stats.events - min(stats.events, lag if lag is not None else stats.events))
+                if lag == 0:
                     break
-                for b in batches:
-                    frames.append(pl.read_ndjson(b"\n".join(b.values), schema=SCHEMA))
-                    consumed += len(b)
-                    progress.advance(task, len(b))
-        consumer.commit()
-        consumer.close()
-        t_consume = time.perf_counter() - t0
-    finally:
-        log.close()
+                time.sleep(0.5)
+        caught_up = _lag(log) == 0
+        seconds = time.perf_counter() - t1
+        summary["caught_up"] = caught_up
+        summary["pipeline_seconds"] = round(seconds, 1)
+        summary["pipeline_events_per_s"] = round(stats.events / seconds) if seconds > 0 else None
+        summary["total_seconds"] = round(time.perf_counter() - t0, 1)
 
-    df = pl.concat(frames) if frames else pl.DataFrame()
-    by_type = df.group_by("type").len().sort("len", descending=True) if len(df) else df
-    by_provider = (
-        df.group_by("provider").agg(
-            pl.col("message_id").n_unique().alias("messages"),
-            (pl.col("type") == "delivered").sum().alias("delivered"),
-            (pl.col("type") == "deferred").sum().alias("deferred"),
-            (pl.col("type") == "bounced").sum().alias("bounced"),
-            (pl.col("type") == "opened").sum().alias("opened"),
-        ).sort("messages", descending=True)
-        if len(df)
-        else df
-    )
-    table = Table(title="events by provider")
-    for col in ("provider", "messages", "delivered", "deferred", "bounced", "opened", "delivery rate"):
-        table.add_column(col, justify="right" if col != "provider" else "left")
-    for row in by_provider.iter_rows(named=True):
-        table.add_row(
-            row["provider"], *(f"{row[c]:,}" for c in ("messages", "delivered", "deferred", "bounced", "opened")),
-            f"{row['delivered'] / row['messages']:.1%}",
-        )
-    console.print(table)
-    summary = {
-        "log": log_url,
-        "messages": messages,
-        "events_produced": produced,
-        "events_consumed": consumed,
-        "produce_events_per_s": round(produced / t_produce),
-        "consume_events_per_s": round(consumed / t_consume),
-        "by_type": dict(zip(by_type["type"].to_list(), by_type["len"].to_list())) if len(df) else {},
-    }
-    console.print(
-        f"[bold]summary[/bold]: {produced:,} events of {messages:,} messages produced "
-        f"({summary['produce_events_per_s']:,}/s incl. simulation) and {consumed:,} consumed and decoded "
-        f"({summary['consume_events_per_s']:,}/s) on {log_url}"
-    )
+        providers = provider_summary(base)
+        summary["providers"] = providers
+        table = Table(title="mailbox providers (all 1-minute windows of MTA_HEALTH_PROVIDER)")
+        for col in ("provider", "windows", "attempts", "delivered", "deferred", "bounced", "acceptance", "worst minute"):
+            table.add_column(col, justify="left" if col == "provider" else "right")
+        for r in providers:
+            worst = r["worst_minute"]
+            table.add_row(r["provider"], *(f"{r[c]:,}" for c in ("windows", "attempts", "delivered", "deferred", "bounced")),
+                          f"{r['acceptance']:.1%}", "" if worst is None else f"{worst:.1%}",
+                          style="red" if worst is not None and worst < 0.5 else None)
+        console.print(table)
+        time.sleep(1.0)  # the alerting pipeline commits on its own schedule
+        alerts = _read_topic(log, "ALERTS")
+        stuck = _read_topic(log, "STUCK_MAIL")
+        summary["alerts"] = alerts
+        summary["stuck_mail"] = len(stuck)
+        alerts.sort(key=lambda a: a.get("KIND") == "stuck_mail")  # provider alerts first
+        for a in alerts[:10]:
+            console.print(f"[bold red]ALERT[/bold red] {a.get('MESSAGE') or a}")
+        if len(alerts) > 10:
+            console.print(f"... and {len(alerts) - 10} more alerts")
+        console.print(f"{len(stuck):,} stuck messages flagged")
+        console.print(
+            f"[bold]summary[/bold]: {stats.events:,} events of {messages:,} messages: simulated at "
+            f"{summary['simulate_events_per_s']:,}/s; all pipelines caught up in {seconds:.1f}s "
+            f"({summary['pipeline_events_per_s'] or 0:,} events/s through 5 SQL queries + 2 Python pipelines)"
+            + ("" if caught_up else " [red](not caught up: timed out)[/red]"))
+        console.print(f"[bold]dashboard[/bold]: {base}/dashboard  (Ctrl-C to stop)" if duration is None
+                      else f"[bold]dashboard[/bold]: {base}/dashboard  (for {duration:.0f}s)")
+        try:
+            if duration is None:
+                while all(p.poll() is None for p in procs.procs):
+                    time.sleep(1)
+            else:
+                time.sleep(duration)
+        except KeyboardInterrupt:
+            console.print("stopping")
+    finally:
+        procs.stop()
+        log.close()
     return summary

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
 from typing import Any
 
 import msgpack
@@ -44,9 +45,18 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
+# one Packer per thread, reused: ``msgpack.packb`` makes a new Packer on every call, which is
+# most of its cost for the small values state holds (a Packer resets itself after an error)
+_local = threading.local()
+
+
 def pack(obj: Any) -> bytes:
     """Encode a value (msgpack, with Decimal/datetime/date/time)."""
-    return msgpack.packb(obj, use_bin_type=True, default=_default)
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True, default=_default, autoreset=True)
+    return packer.pack(obj)
 
 
 def unpack(raw: bytes, *, use_list: bool = True) -> Any:

@@ -102,6 +102,24 @@ class TestDriver:
         vb = None if value is None else node.value_serde.encode([value])[0]
         self.pipe_raw(topic, kb, vb, timestamp, headers)
 
+    def pipe_batch(self, topic: str, records: list[tuple[Any, Any, int]], *, commit: bool = True) -> None:
+        """Feed several (key, value, timestamp) records as ONE polled batch (encoded with the
+        source's serdes), then commit unless ``commit`` is False: how the runtime sees input."""
+        src = self._by_topic.get(topic)
+        if src is None:
+            raise KeyError(f"topic '{topic}' is not a source of this topology (sources: {sorted(self._by_topic)})")
+        node = src.sources[topic]
+        keys = [None if k is None else node.key_serde.encode([k])[0] for k, _, _ in records]
+        values = [None if v is None else node.value_serde.encode([v])[0] for _, v, _ in records]
+        self._feed(topic, keys, values, np.array([t for _, _, t in records], dtype=np.int64))
+        if commit:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit every task (cached operators emit what they coalesced)."""
+        for task in self.tasks:
+            task.commit()
+
     def advance_wall_clock(self, ms: int) -> None:
         """Move the driver's wall clock on by ``ms`` (it starts at 0) and fire wall-clock timers."""
         self.wall_time += ms

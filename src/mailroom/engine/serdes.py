@@ -24,6 +24,8 @@ from ..formats.windowed import (
 from .codec import pack, unpack
 from .windows import SessionWindowed, Windowed
 
+_Q = struct.Struct(">q")
+
 
 class Serde(Protocol):
     """Batch serde."""
@@ -50,6 +52,10 @@ class StringSerde:
     """UTF-8 text."""
 
     def decode(self, raw):
+        try:  # the usual batch: no NULL, all UTF-8 (one C-level pass)
+            return list(map(bytes.decode, raw)), []
+        except (TypeError, UnicodeDecodeError):
+            pass
         out, bad = [], []
         for i, b in enumerate(raw):
             try:
@@ -60,7 +66,7 @@ class StringSerde:
         return out, bad
 
     def encode(self, values):
-        return [None if v is None else str(v).encode() for v in values]
+        return [v.encode() if type(v) is str else None if v is None else str(v).encode() for v in values]
 
 
 class Int64Serde:
@@ -84,6 +90,17 @@ class Int64Serde:
         return [None if v is None else self._S.pack(int(v)) for v in values]
 
 
+def _dumps_numbers(values: list[Any]) -> list[bytes] | None:
+    """JSON of a list of plain ints/floats in one orjson call, split at the commas (a number's
+    JSON has none); None when the values are not all such numbers."""
+    if not values or not all(type(v) is int or type(v) is float for v in values):
+        return None
+    try:
+        return orjson.dumps(values)[1:-1].split(b",")
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: per value, as before
+        return None
+
+
 class JsonSerde:
     """JSON documents as Python objects (orjson); the general, row-wise form."""
 
@@ -105,6 +122,9 @@ class JsonSerde:
     def encode(self, values):
         if isinstance(values, pl.DataFrame):
             values = values.to_dicts()
+        fast = _dumps_numbers(values)
+        if fast is not None:
+            return fast
         dumps = orjson.dumps
         return [None if v is None else dumps(v) for v in values]
 
@@ -120,15 +140,20 @@ class JsonColumnsSerde:
         self.schema = schema
 
     def decode(self, raw):
-        # records are joined into NDJSON: one that is blank (a skipped line) or spans lines (two
-        # documents, or pretty-printed) would parse "fine" but shift later rows off their records
-        if None not in raw and not any(b"\n" in b or not b.strip() for b in raw):
-            try:
-                df = pl.read_ndjson(b"\n".join(raw), schema=self.schema)
-                if len(df) == len(raw):
-                    return df, []
-            except Exception:
-                pass
+        # records are joined into NDJSON: one that spans lines (two documents, or pretty-printed)
+        # would parse "fine" but shift later rows off their records, so no record may hold a
+        # newline (counted on the joined text: one pass in C). A blank record is a skipped line
+        # (the row count then differs), and two documents on one line are a parse error: both
+        # fall back to the per-record path below.
+        if raw and None not in raw:
+            joined = b"\n".join(raw)
+            if joined.count(b"\n") == len(raw) - 1:
+                try:
+                    df = pl.read_ndjson(joined, schema=self.schema)
+                    if len(df) == len(raw):
+                        return df, []
+                except Exception:
+                    pass
         rows, bad = [], []
         for i, b in enumerate(raw):
             if b is None:
@@ -151,6 +176,9 @@ class JsonColumnsSerde:
     def encode(self, values):
         if isinstance(values, pl.DataFrame):
             return [orjson.dumps(r) for r in values.to_dicts()]
+        fast = _dumps_numbers(values)
+        if fast is not None:
+            return fast
         return [None if v is None else orjson.dumps(v) for v in values]
 
 
@@ -197,6 +225,9 @@ class WindowedSerde:
 
     def encode(self, values):
         inner = self.inner.encode([None if w is None else w.key for w in values])
+        if not self.session and None not in values and not any(isinstance(w, SessionWindowed) for w in values):
+            q = _Q.pack  # time windows (the usual case): key + 8-byte BE start, as encode_time_windowed
+            return [bytes(kb or b"") + q(w.start) for w, kb in zip(values, inner)]
         out = []
         for w, kb in zip(values, inner):
             if w is None:

@@ -184,7 +184,7 @@ class Task:
         for store in self.stores.values():
             store.flush()
         for ws in self.window_stores.values():
-            ws.flush_with_old()
+            ws.flush()  # (operators that emit the old values took them in their own commit)
 
     @property
     def cache_full(self) -> bool:

@@ -35,6 +35,7 @@ class CachingStore(KeyValueStore):
         self.max_entries = max_entries
         self.enabled = enabled
         self._dirty: dict[bytes, object] = {}
+        self._deletes = False  # whether _dirty holds a deletion
         self._log: list[tuple[bytes, bytes | None]] = []  # uncached mode: every change, in order
 
     @property
@@ -68,7 +69,11 @@ class CachingStore(KeyValueStore):
             self.inner.put(key, value)
             self._log.append((key, value))
             return
-        self._dirty[key] = _DELETED if value is None else value
+        if value is None:
+            self._deletes = True
+            self._dirty[key] = _DELETED
+        else:
+            self._dirty[key] = value
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
         if not self.enabled:
@@ -78,7 +83,11 @@ class CachingStore(KeyValueStore):
             return
         dirty = self._dirty
         for k, v in items:
-            dirty[k] = _DELETED if v is None else v
+            if v is None:
+                self._deletes = True
+                dirty[k] = _DELETED
+            else:
+                dirty[k] = v
 
     def range(self, lo: bytes | None = None, hi: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Merged view of the store and the dirty entries (dirty ones win)."""
@@ -111,9 +120,14 @@ class CachingStore(KeyValueStore):
         elif not self._dirty:
             return []
         else:
-            changes = [(k, None if v is _DELETED else v) for k, v in self._dirty.items()]
+            dirty = self._dirty
+            if self._deletes:
+                changes = [(k, None if v is _DELETED else v) for k, v in dirty.items()]
+            else:  # (no deletion since the last flush: the items as they are, in C)
+                changes = list(dirty.items())
             self.inner.put_many(changes)  # type: ignore[arg-type]
             self._dirty = {}
+            self._deletes = False
         if self.on_flush is not None and changes:
             self.on_flush(changes)
         return changes  # type: ignore[return-value]
@@ -131,6 +145,7 @@ class CachingStore(KeyValueStore):
 
     def clear(self) -> None:
         self._dirty.clear()
+        self._deletes = False
         self._log.clear()
         self.inner.clear()
 

@@ -28,8 +28,9 @@ class Changelog:
     def send(self, changes: list[tuple[bytes, bytes | None]]) -> None:
         """Append the changes (None values become tombstones), in one batch."""
         if changes:
-            keys, values = zip(*changes)
-            self.producer.send_batch(self.tp.topic, list(values), list(keys), partition=self.tp.partition)
+            keys = [c[0] for c in changes]  # (zip(*changes) unpacks every change as an argument)
+            values = [c[1] for c in changes]
+            self.producer.send_batch(self.tp.topic, values, keys, partition=self.tp.partition)
 
 
 def restore(

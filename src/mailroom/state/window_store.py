@@ -58,6 +58,35 @@ class WindowStore:
         seg = self._segment(self._segment_id(start), create=False)
         return seg.get(window_key(key, start)) if seg else None
 
+    def get_many(self, windows: list[tuple[bytes, int]], *, keyed: bool = False) -> list[bytes | None]:
+        """The values of several (key, start) windows: one read per segment they fall in.
+        ``keyed``: the items are (window key, start), the window key already made."""
+        out: list[bytes | None] = [None] * len(windows)
+        by_seg: dict[int, list[int]] = {}
+        seg_ms = self.segment_ms
+        for i, (_k, start) in enumerate(windows):
+            by_seg.setdefault(start // seg_ms, []).append(i)
+        for sid, idx in by_seg.items():
+            seg = self._segments.get(sid)
+            if seg is None:
+                continue
+            wks = [windows[i][0] for i in idx] if keyed else [window_key(*windows[i]) for i in idx]
+            for i, v in zip(idx, seg.get_many(wks)):
+                out[i] = v
+        return out
+
+    def put_many(self, items: list[tuple[bytes, int, bytes | None]], *, keyed: bool = False) -> None:
+        """Several :meth:`put` s, one batch per segment. Expired windows are ignored.
+        ``keyed``: the items are (window key, start, value), the window key already made."""
+        horizon = self.observed_time - self.retention_ms
+        seg_ms = self.segment_ms
+        by_seg: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for key, start, value in items:
+            if start >= horizon:
+                by_seg.setdefault(start // seg_ms, []).append((key if keyed else window_key(key, start), value))
+        for sid, puts in by_seg.items():
+            self._segment(sid).put_many(puts)
+
     def fetch(self, key: bytes, t_from: int, t_to: int) -> Iterator[tuple[int, bytes]]:
         """(start, value) of ``key``'s windows with t_from <= start <= t_to, ascending."""
         for sid in sorted(s for s in self._segments if self._segment_id(t_from) <= s <= self._segment_id(t_to)):
@@ -82,6 +111,11 @@ class WindowStore:
             self._drop(name)
             dropped.append(name)
         return dropped
+
+    def flush(self) -> None:
+        """Flush every (caching) segment to its store and changelog."""
+        for sid in sorted(self._segments):
+            self._segments[sid].flush()
 
     def flush_with_old(self) -> list[tuple[bytes, bytes | None, bytes | None]]:
         """Flush every (caching) segment; (window key, old, new) of each change."""

@@ -21,6 +21,10 @@ from ..batch import Batch
 from ..node import Node
 
 _TS = struct.Struct(">q")
+_NO_TS = -(1 << 62)
+_ABSENT = object()  # no state yet
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # come back from msgpack as they were
+_IS_STR = str.__instancecheck__
 
 
 def encode_key(key: Any) -> bytes:
@@ -43,6 +47,10 @@ class AggregateNode(Node):
         self.ttl_ms = ttl_ms
         self.expiry: ExpiryIndex | None = None
         self._next_due: int | None = None
+        #: lookup key -> [key bytes, max timestamp, state, True if it had a value at the last commit, raw value now]
+        self._hot: dict[Any, list] = {}
+        #: whether every key so far was a str (None: no key seen yet)
+        self._simple: bool | None = None
 
     def init(self, ctx) -> None:
         super().init(ctx)
@@ -102,10 +110,119 @@ class AggregateNode(Node):
         if self.expiry is not None and len(batch.timestamps):
             # keys already due before the batch's earliest record expire before it touches them
             self._expire(max(self.ctx.stream_time, int(batch.timestamps.min())))
-        if self.ctx.caching and self.agg.batchable:
+        if self.ctx.caching and self.expiry is None:
+            self._process_hot(batch)
+        elif self.ctx.caching and self.agg.batchable:
             self._process_batched(batch)
         else:
             self._process_records(batch)
+
+    # -- caching, no TTL: the node's own cache of decoded state --------------------------------------
+    # Between two commits each touched key has one entry in ``self._hot``: its state decoded once
+    # (not decoded and re-encoded per batch), and the raw value it had at the last commit (the
+    # "old" value emitted at commit: no second store read for it). Every batch still writes the
+    # encoded state to the store (the write-back cache), so readers of the store (table joins,
+    # getters) see the same values as before; at commit the entries are emitted and dropped.
+    def _lookup_keys(self, keys: list) -> tuple[list, bool]:
+        """Keys to index ``_hot`` by: the keys themselves when all are str (equal as Python
+        objects exactly when their encodings are), else their encodings (1 == 1.0 == True)."""
+        if self._simple is not False:
+            if all(map(_IS_STR, keys)):
+                self._simple = True
+                return keys, True
+            if self._simple:  # from now on by encoding: re-key what is cached
+                self._hot = {e[0]: e for e in self._hot.values()}
+            self._simple = False
+        return [encode_key(k) for k in keys], False
+
+    def _load_hot(self, lks: list, simple: bool) -> None:
+        """Make ``_hot`` entries for the keys not in it yet (one store read for all of them)."""
+        hot = self._hot
+        new = [k for k in dict.fromkeys(lks) if k not in hot]
+        if not new:
+            return
+        kbs = [encode_key(k) for k in new] if simple else new
+        decode = self.agg.decode
+        for k, kb, raw in zip(new, kbs, self.store.get_many(kbs)):
+            if raw is None:
+                hot[k] = [kb, _NO_TS, _ABSENT, None, None]
+            else:  # (the old raw value is read again at commit: not held, 1M keys must fit in memory)
+                hot[k] = [kb, _TS.unpack_from(raw)[0], decode(raw[8:]), True, raw]
+
+    def _put_hot(self, lks) -> None:
+        """Write the state of the keys ``lks`` (distinct) to the store; drop stateless entries."""
+        hot, enc, pk = self._hot, self.agg.encode, _TS.pack
+        puts = []
+        for k in lks:
+            e = hot[k]
+            if e[2] is _ABSENT:  # new, and its records failed: nothing to keep
+                del hot[k]
+                continue
+            e[4] = raw = pk(e[1]) + enc(e[2])
+            puts.append((e[0], raw))
+        self.store.put_many(puts)
+
+    def _process_hot(self, batch: Batch) -> None:
+        keys = batch.keys
+        lks, simple = self._lookup_keys(keys)
+        hot = self._hot
+        if self.agg.batchable:
+            partials = self.agg.partial(lks, batch)
+            ts_by_key = _max_ts(lks, batch.timestamps)
+            self._load_hot(list(partials), simple)
+            merge, init = self.agg.merge, self.agg.initial
+            for k, part in partials.items():
+                e = hot[k]
+                a = e[2]
+                e[2] = merge(init() if a is _ABSENT else a, part)
+                t = ts_by_key[k]
+                if t > e[1]:
+                    e[1] = t
+            self._put_hot(partials)
+            return
+        self._load_hot(lks, simple)
+        add, init = self.agg.add, self.agg.initial
+        plog = self.ctx.processing_log
+        for i, (lk, k, v, t) in enumerate(zip(lks, keys, batch.rows(), batch.timestamps.tolist())):
+            e = hot[lk]
+            a = e[2]
+            try:
+                e[2] = add(init() if a is _ABSENT else a, k, v)
+            except Exception as ex:  # a failing aggregate function skips the record
+                plog.report(
+                    f"{type(ex).__name__}: {ex}", operator=self.name, topic=batch.topic, partition=batch.partition,
+                    offset=None if batch.offsets is None else int(batch.offsets[i]),
+                )
+                continue
+            if t > e[1]:
+                e[1] = t
+        self._put_hot(dict.fromkeys(lks))
+
+    def _commit_hot(self) -> None:
+        hot = self._hot
+        self._hot = {}
+        # the values as of the last commit, from under the cache, before this flush replaces them
+        inner = getattr(self.store, "inner", None)
+        existed = [e[0] for e in hot.values() if e[3] is not None]
+        olds = iter(inner.get_many(existed) if inner is not None and existed else [])
+        self.store.flush()  # to the store and the changelog, as the task would next
+        if not hot:
+            return
+        keys, new, old, ts = [], [], [], []
+        res, decode = self.agg.result, self.agg.decode
+        simple = self._simple is True
+        for k, e in hot.items():
+            keys.append(k if simple else decode_key(e[0]))
+            a = e[2]
+            # the state as the store holds it (msgpack turns tuples into lists, ...): scalars as they are
+            new.append(res(a if type(a) in _SCALARS else decode(e[4][8:])))
+            if e[3] is None:
+                old.append(None)
+            else:
+                o = next(olds, None)
+                old.append(None if o is None else res(decode(o[8:])))
+            ts.append(e[1])
+        self.forward(Batch(keys, new, np.asarray(ts, dtype=np.int64), old_values=old))
 
     def _process_batched(self, batch: Batch) -> None:
         partials = self.agg.partial(batch.keys, batch)
@@ -161,6 +278,9 @@ class AggregateNode(Node):
     def commit(self) -> None:
         if not self.ctx.caching:
             return
+        if self.expiry is None:
+            self._commit_hot()
+            return
         changes = self.store.flush_with_old()
         if not changes:
             return
@@ -175,8 +295,9 @@ class AggregateNode(Node):
 
 
 def _max_ts(keys: list, timestamps: np.ndarray) -> dict:
-    out: dict = {}
-    for k, t in zip(keys, timestamps.tolist()):
-        if t > out.get(k, -(1 << 62)):
-            out[k] = t
-    return out
+    """Each key's latest timestamp: a dict built in C from the records in timestamp order (the
+    last write per key is its maximum); already in order, as usual, there is nothing to sort."""
+    if len(timestamps) > 1 and (timestamps[1:] < timestamps[:-1]).any():
+        order = np.argsort(timestamps, kind="stable")
+        return dict(zip([keys[i] for i in order.tolist()], timestamps[order].tolist()))
+    return dict(zip(keys, timestamps.tolist()))

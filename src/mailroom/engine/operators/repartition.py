@@ -23,14 +23,26 @@ from ..codec import pack, unpack
 from ..node import Node
 from .source_sink import SourceNode
 
-_COLUMNAR, _ROWS = 1, 2
+#: record formats: values as Arrow IPC with keys/timestamps in msgpack; values as msgpack rows;
+#: one Arrow IPC frame holding the values and, in two extra columns, the keys and timestamps
+_COLUMNAR, _ROWS, _FRAME = 1, 2, 3
+_K, _T = "__mailroom_key", "__mailroom_ts"
+_IS_STR = str.__instancecheck__
 
 
 def key_bytes(keys: list[Any]) -> pa.Array:
-    """Keys as bytes for hashing: UTF-8 for strings (one Arrow pass), msgpack otherwise."""
-    if keys and all(type(k) is str for k in keys):
+    """Keys as bytes for hashing: UTF-8 for strings (one Arrow pass when all are), msgpack for
+    other keys. A string key hashes the same whatever else shares its batch (a NULL or an int
+    key beside it must not move it to another partition)."""
+    if keys and all(map(_IS_STR, keys)):
         return pa.array(keys, type=pa.string()).cast(pa.binary())
-    return pa.array([pack(k) for k in keys], type=pa.binary())
+    return pa.array([k.encode() if isinstance(k, str) else pack(k) for k in keys], type=pa.binary())
+
+
+def _ipc(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_ipc_stream(buf)
+    return buf.getvalue()
 
 
 class BatchRepartitionSink(Node):
@@ -49,7 +61,38 @@ class BatchRepartitionSink(Node):
         nparts = self.ctx.partitions_of(self.topic)
         parts = partitions_for(key_bytes(batch.keys), nparts) if nparts > 1 else np.zeros(n, dtype=np.int32)
         values = batch.values
-        columnar = isinstance(values, pl.DataFrame)
+        if (isinstance(values, pl.DataFrame) and batch.headers is None and _K not in values.columns
+                and _T not in values.columns and all(map(_IS_STR, batch.keys))):
+            out_vals, out_parts, out_ts = self._frames(batch, parts)
+        else:
+            out_vals, out_parts, out_ts = self._payloads(batch, parts)
+        self.ctx.send(self.topic, [None] * len(out_vals), out_vals, out_ts, None, partitions=out_parts)
+        self.ctx.count("records-out", n)
+
+    def _frames(self, batch: Batch, parts: np.ndarray) -> tuple[list, list, list]:
+        """Columnar values with string keys: keys and timestamps ride as columns of the frame,
+        which is reordered by partition once and cut into zero-copy slices (no per-row Python)."""
+        ts = batch.timestamps
+        frame = batch.values.with_columns(pl.Series(_K, batch.keys, dtype=pl.String), pl.Series(_T, ts, dtype=pl.Int64))
+        counts = np.bincount(parts)
+        if (parts[1:] < parts[:-1]).any():
+            order = np.argsort(parts, kind="stable")
+            frame = frame[order]
+            ts = ts[order]
+        out_vals, out_parts, out_ts = [], [], []
+        start = 0
+        for p, c in enumerate(counts.tolist()):
+            if not c:
+                continue
+            out_vals.append(pack({"f": _FRAME, "v": _ipc(frame.slice(start, c))}))
+            out_parts.append(p)
+            out_ts.append(int(ts[start : start + c].max()))
+            start += c
+        return out_vals, out_parts, out_ts
+
+    def _payloads(self, batch: Batch, parts: np.ndarray) -> tuple[list, list, list]:
+        n = len(batch)
+        columnar = isinstance(batch.values, pl.DataFrame)
         out_vals, out_parts, out_ts = [], [], []
         for p in np.unique(parts).tolist():
             idx = np.nonzero(parts == p)[0]
@@ -57,10 +100,8 @@ class BatchRepartitionSink(Node):
             ts = part.timestamps
             payload: dict[str, Any] = {"k": part.keys, "t": ts.tolist()}
             if columnar:
-                buf = io.BytesIO()
-                part.values.write_ipc_stream(buf)
                 payload["f"] = _COLUMNAR
-                payload["v"] = buf.getvalue()
+                payload["v"] = _ipc(part.values)
             else:
                 payload["f"] = _ROWS
                 payload["v"] = part.values
@@ -69,8 +110,7 @@ class BatchRepartitionSink(Node):
             out_vals.append(pack(payload))
             out_parts.append(p)
             out_ts.append(int(ts.max()))
-        self.ctx.send(self.topic, [None] * len(out_vals), out_vals, out_ts, None, partitions=out_parts)
-        self.ctx.count("records-out", n)
+        return out_vals, out_parts, out_ts
 
 
 class BatchRepartitionSource(SourceNode):
@@ -80,36 +120,47 @@ class BatchRepartitionSource(SourceNode):
         super().__init__(name, topic, None, None)  # type: ignore[arg-type]
 
     def ingest(self, rb: RecordBatch) -> int | None:
-        keys: list[Any] = []
-        frames: list[pl.DataFrame] = []
-        rows: list[Any] = []
-        ts_parts, off_parts = [], []
-        headers: list | None = None
+        # each readable record: (keys, values: a frame or rows, timestamps, headers or None)
+        pieces: list[tuple[list, Any, np.ndarray, list | None]] = []
+        offs: list[int] = []
+        frame_only = True
         for i, raw in enumerate(rb.values):
             try:
                 payload = unpack(raw)
-                if payload["f"] == _COLUMNAR:
-                    frames.append(pl.read_ipc_stream(io.BytesIO(payload["v"])))
+                f = payload["f"]
+                if f == _FRAME:
+                    df = pl.read_ipc_stream(io.BytesIO(payload["v"]))
+                    piece = (df[_K].to_list(), df.drop(_K, _T), df[_T].to_numpy(), None)
                 else:
-                    rows.extend(payload["v"])
+                    vals = pl.read_ipc_stream(io.BytesIO(payload["v"])) if f == _COLUMNAR else payload["v"]
+                    # keys come back as lists where they were tuples (msgpack): composite keys are tuples
+                    keys = [tuple(k) if isinstance(k, list) else k for k in payload["k"]]
+                    piece = (keys, vals, np.asarray(payload["t"], dtype=np.int64), payload.get("h"))
+                    frame_only = False
             except Exception as e:  # noqa: BLE001 - a damaged record is reported, the rest go on
                 self.ctx.processing_log.report(f"unreadable repartition record: {e}", operator=self.name,
                                                topic=rb.topic, partition=rb.partition, offset=int(rb.offsets[i]))
                 continue
-            # keys come back as lists where they were tuples (msgpack): composite keys are tuples
-            keys.extend(tuple(k) if isinstance(k, list) else k for k in payload["k"])
-            ts_parts.append(np.asarray(payload["t"], dtype=np.int64))
-            off_parts.append(np.full(len(payload["k"]), rb.offsets[i], dtype=np.int64))
-            if "h" in payload:
-                headers = (headers or [None] * (len(keys) - len(payload["k"]))) + list(payload["h"])
-            elif headers is not None:
-                headers.extend([None] * len(payload["k"]))
-        if not keys:
+            pieces.append(piece)
+            offs.append(int(rb.offsets[i]))
+        if not pieces:
             return None
-        values: Any = (pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]) if frames else rows
-        if frames and rows:  # (never mixed by one sink, but be safe)
-            values = frames[0].to_dicts() + rows
-        batch = Batch(keys, values, np.concatenate(ts_parts), np.concatenate(off_parts), rb.topic, rb.partition, headers)
+        lens = [len(p[0]) for p in pieces]
+        if len(pieces) == 1:
+            keys = pieces[0][0]
+        else:
+            keys = [k for p in pieces for k in p[0]]
+        frames = [p[1] for p in pieces if isinstance(p[1], pl.DataFrame)]
+        if len(frames) == len(pieces):
+            values: Any = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+        else:  # (never mixed by one sink, but be safe): rows, in record order
+            values = [v for p in pieces for v in (p[1].to_dicts() if isinstance(p[1], pl.DataFrame) else p[1])]
+        headers = None
+        if not frame_only and any(p[3] is not None for p in pieces):
+            headers = [h for p in pieces for h in (p[3] if p[3] is not None else [None] * len(p[0]))]
+        ts = pieces[0][2] if len(pieces) == 1 else np.concatenate([p[2] for p in pieces])
+        offsets = np.repeat(np.asarray(offs, dtype=np.int64), lens)
+        batch = Batch(keys, values, np.asarray(ts, dtype=np.int64), offsets, rb.topic, rb.partition, headers)
         self.ctx.count("records-in", len(batch))
         self.process(batch)
         return int(batch.timestamps.max())

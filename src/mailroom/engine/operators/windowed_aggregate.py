@@ -9,20 +9,23 @@ changelogged store keyed by (end, window) so closing is a range scan, and surviv
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from ...state import split_window_key, window_key
-from ..aggregators import Aggregator
+from ..aggregators import Aggregator, CountAggregator
 from ..batch import Batch
 from ..node import Node
 from ..windows import TimeWindows, Windowed
-from .aggregate import decode_key, encode_key
+from .aggregate import _ABSENT, _IS_STR, _NO_TS, _SCALARS, _max_ts, decode_key, encode_key
 
 _TS = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
+_first = operator.itemgetter(0)
 
 
 def _end_key(end: int) -> bytes:
@@ -43,6 +46,10 @@ class WindowedAggregateNode(Node):
         self.windows = windows
         self.agg = agg
         self.emit_final = emit_final
+        #: (key, start) -> [key bytes, start, max timestamp, state, raw value at the last commit, raw value now,
+        #: window key]
+        self._hot: dict[Any, list] = {}
+        self._simple: bool | None = None
 
     def init(self, ctx) -> None:
         super().init(ctx)
@@ -72,23 +79,10 @@ class WindowedAggregateNode(Node):
             return
         expanded = batch.take(rec) if len(rec) != len(batch) or not (rec == np.arange(len(batch))).all() else batch
         keys = expanded.keys
-        starts_l = starts.tolist()
-        if self.ctx.caching and self.agg.batchable:
-            wkeys = list(zip(keys, starts_l))
-            partials = self.agg.partial(wkeys, expanded)
-            ts_by: dict = {}
-            for wk, t in zip(wkeys, expanded.timestamps.tolist()):
-                if t > ts_by.get(wk, -(1 << 62)):
-                    ts_by[wk] = t
-            init = self.agg.initial
-            for (k, s), part in partials.items():
-                kb = encode_key(k)
-                cur = self.store.get(kb, s)
-                ts0, a = (_TS.unpack_from(cur)[0], self.agg.decode(cur[8:])) if cur is not None else (-(1 << 62), init())
-                self.store.put(kb, s, self._value(max(ts0, ts_by[(k, s)]), self.agg.merge(a, part)))
-                if self.pending is not None:
-                    self.pending.put(_end_key(s + w.size) + window_key(kb, s), b"")
+        if self.ctx.caching:
+            self._process_hot(expanded, starts)
             return
+        starts_l = starts.tolist()
         emit = not self.ctx.caching and not self.emit_final
         out_k, out_new, out_old, out_ts = [], [], [], []
         init = self.agg.initial
@@ -108,7 +102,113 @@ class WindowedAggregateNode(Node):
         if out_k:
             self.forward(Batch(out_k, out_new, np.asarray(out_ts, dtype=np.int64), old_values=out_old))
 
+    # -- caching: the node's own cache of decoded state (as in AggregateNode) -------------------------
+    def _process_hot(self, batch: Batch, starts: np.ndarray) -> None:
+        """Per (key, window): state decoded once per commit interval, one store read for the
+        windows new to it and one write per window per batch; emitted at commit from here."""
+        keys, agg, hot = batch.keys, self.agg, self._hot
+        simple = self._simple is not False and all(map(_IS_STR, keys))
+        if not simple and self._simple:
+            self._hot = hot = {(e[0], e[1]): e for e in hot.values()}  # from now on by key bytes
+        self._simple = simple
+        ts = batch.timestamps
+        if agg.batchable and simple and type(agg) is CountAggregator:
+            # counts and latest timestamps per window in one polars group_by: no per-record Python
+            g = (pl.DataFrame({"k": pl.Series(keys, dtype=pl.String), "s": starts, "t": ts})
+                 .group_by("k", "s", maintain_order=True).agg(pl.len().alias("n"), pl.col("t").max()))
+            wins = list(zip(g["k"].to_list(), g["s"].to_list()))
+            parts, tmax = g["n"].to_list(), g["t"].to_list()
+            self._load_hot(wins, simple)
+            merge, init = agg.merge, agg.initial
+            for wk, part, t in zip(wins, parts, tmax):
+                e = hot[wk]
+                a = e[3]
+                e[3] = merge(init() if a is _ABSENT else a, part)
+                if t > e[2]:
+                    e[2] = t
+            self._put_hot(wins)
+            return
+        starts_l = starts.tolist()
+        lks = list(zip(keys, starts_l) if simple else zip(map(encode_key, keys), starts_l))
+        self._load_hot(lks, simple)
+        if agg.batchable:
+            partials = agg.partial(lks, batch)
+            ts_by = _max_ts(lks, ts)
+            merge, init = agg.merge, agg.initial
+            for wk, part in partials.items():
+                e = hot[wk]
+                a = e[3]
+                e[3] = merge(init() if a is _ABSENT else a, part)
+                if ts_by[wk] > e[2]:
+                    e[2] = ts_by[wk]
+            self._put_hot(partials)
+            return
+        add, init = agg.add, agg.initial
+        for wk, k, v, t in zip(lks, keys, batch.rows(), ts.tolist()):
+            e = hot[wk]
+            a = e[3]
+            e[3] = add(init() if a is _ABSENT else a, k, v)
+            if t > e[2]:
+                e[2] = t
+        self._put_hot(dict.fromkeys(lks))
+
+    def _load_hot(self, wins: list, simple: bool) -> None:
+        hot = self._hot
+        new = [w for w in dict.fromkeys(wins) if w not in hot]
+        if not new:
+            return
+        byte_wins = [(encode_key(k), s) for k, s in new] if simple else new
+        wks = [(window_key(kb, s), s) for kb, s in byte_wins]
+        decode = self.agg.decode
+        for w, (kb, s), (wk, _s), raw in zip(new, byte_wins, wks, self.store.get_many(wks, keyed=True)):
+            if raw is None:
+                hot[w] = [kb, s, _NO_TS, _ABSENT, None, None, wk]
+            else:
+                hot[w] = [kb, s, _TS.unpack_from(raw)[0], decode(raw[8:]), raw, raw, wk]
+
+    def _put_hot(self, wins) -> None:
+        hot, enc, pk, pending = self._hot, self.agg.encode, _TS.pack, self.pending
+        size = self.windows.size
+        puts = []
+        for w in wins:
+            e = hot[w]
+            e[5] = raw = pk(e[2]) + enc(e[3])
+            puts.append((e[6], e[1], raw))
+            if pending is not None:
+                pending.put(_end_key(e[1] + size) + e[6], b"")
+        self.store.put_many(puts, keyed=True)
+
+    def _commit_hot(self) -> None:
+        hot = self._hot
+        self._hot = {}
+        self.store.flush()
+        if self.pending is not None:
+            self.pending.flush()
+        if self.emit_final or not hot:
+            return
+        seg_ms, segments = self.store.segment_ms, self.store.segments()
+        # in the order the store's flush would give: by segment, then by first update (windows
+        # whose segment was dropped since are not emitted: the store lost them too)
+        sids = [e[1] // seg_ms for e in hot.values()]
+        if sids.count(sids[0]) == len(sids) and sids[0] in segments:
+            entries = hot.items()
+        else:
+            entries = [it for _sid, it in sorted(zip(sids, hot.items()), key=_first) if _sid in segments]
+        keys, new, old, ts = [], [], [], []
+        res, decode, size = self.agg.result, self.agg.decode, self.windows.size
+        simple = self._simple is True
+        for w, (kb, s, t, a, o, n, _wk) in entries:
+            keys.append(Windowed(w[0] if simple else decode_key(kb), s, s + size))
+            new.append(res(a if type(a) in _SCALARS else decode(n[8:])))
+            old.append(None if o is None else res(decode(o[8:])))
+            ts.append(t)
+        if keys:
+            self.forward(Batch(keys, new, np.asarray(ts, dtype=np.int64), old_values=old))
+
     def commit(self) -> None:
+        if self.ctx.caching:
+            self._commit_hot()
+            return
         changes = self.store.flush_with_old()
         if self.pending is not None:
             self.pending.flush()

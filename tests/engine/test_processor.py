@@ -71,15 +71,33 @@ def test_stream_time_timer_fires_once_when_time_jumps() -> None:
     top = Topology()
     top.stream("in").process(Ticker).to("out")
     d = TestDriver(top)
-    d.pipe_input("in", "k", {"x": 1}, timestamp=500)  # first stream time: schedules at 1000
-    d.pipe_input("in", "k", {"x": 1}, timestamp=900)
-    assert fired == []
+    # as in Kafka Streams, the first record processed triggers the first punctuation (its batch
+    # may span many intervals: waiting for the next boundary could wait for records never coming)
+    d.pipe_input("in", "k", {"x": 1}, timestamp=500)
+    assert fired == [500]
+    d.pipe_input("in", "k", {"x": 1}, timestamp=900)  # next due at 1000
+    assert fired == [500]
     d.pipe_input("in", "k", {"x": 1}, timestamp=5500)  # several intervals at once: fires once
-    assert fired == [5500]
+    assert fired == [500, 5500]
     d.pipe_input("in", "k", {"x": 1}, timestamp=5900)
-    assert fired == [5500]
+    assert fired == [500, 5500]
     d.pipe_input("in", "k", {"x": 1}, timestamp=6000)
-    assert fired == [5500, 6000]
+    assert fired == [500, 5500, 6000]
+
+
+def test_a_batch_spanning_intervals_is_punctuated_though_no_record_follows() -> None:
+    fired = []
+
+    class Ticker(Processor):
+        def init(self, ctx) -> None:
+            super().init(ctx)
+            self.schedule(1000, fired.append)
+
+    top = Topology()
+    top.stream("in").process(Ticker).to("out")
+    d = TestDriver(top)
+    d.pipe_batch("in", [("k", {"x": i}, i * 100) for i in range(100)])  # 0 .. 9.9 s in one batch
+    assert fired == [9900]
 
 
 def test_wall_clock_timer_fires_without_input() -> None:

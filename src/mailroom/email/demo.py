@@ -92,7 +92,7 @@ def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float, log_file: P
     raise RuntimeError(f"the server did not answer within {timeout:.0f}s; see {log_file}")
 
 
-def _lag(log: Any) -> int | None:
+def pipeline_lag(log: Any) -> int | None:
     """Records the pipelines still have to process (None: not all of them have started).
 
     Every group's committed offsets are compared with the ends of the topics it reads; the
@@ -216,12 +216,12 @@ def run_demo(
                 for p in procs.procs:
                     if p.poll() is not None:
                         raise RuntimeError(f"a demo process stopped (exit {p.returncode}); see {data}/*.log")
-                lag = _lag(log)
+                lag = pipeline_lag(log)
                 progress.update(task, completed=stats.events - min(stats.events, lag if lag is not None else stats.events))
                 if lag == 0:
                     break
                 time.sleep(0.5)
-        caught_up = _lag(log) == 0
+        caught_up = pipeline_lag(log) == 0
         seconds = time.perf_counter() - t1
         summary["caught_up"] = caught_up
         summary["pipeline_seconds"] = round(seconds, 1)

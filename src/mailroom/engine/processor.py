@@ -71,10 +71,15 @@ class Processor(Node):
             now = wall_time if t.wall_clock else stream_time
             if now < -(1 << 61):
                 continue  # no stream time yet
-            if t.next_due is None:
+            first = t.next_due is None
+            if first and t.wall_clock:
                 t.next_due = now - now % t.interval_ms + t.interval_ms
                 continue
-            if now >= t.next_due:
+            # stream time: the first time it is known it may already be far past the first
+            # records (one batch can span hours), so the timer fires at once, as if it had
+            # been due; otherwise a timer would wait a whole interval more for records that
+            # may never come (a drained input never moves stream time again)
+            if first or now >= t.next_due:
                 t.next_due = now - now % t.interval_ms + t.interval_ms
                 try:
                     t.callback(now)

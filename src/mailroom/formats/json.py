@@ -184,6 +184,16 @@ class JsonSerde(Serde):
         bad.sort()
         return self.rows_to_table(rows), bad
 
+    def fast_table(self, values: Sequence[bytes | None]) -> pa.Table | None:
+        """All records as an Arrow table in one NDJSON read, or None when any of them needs the
+        per-record path (a NULL value, a non-object, a value Arrow would not coerce exactly)."""
+        if self._parse_schema is None:
+            return None
+        vals = [v if type(v) is bytes else bytes(v) for v in values if v is not None]
+        if len(vals) != len(values) or not _all_objects(vals):
+            return None
+        return self._fast(vals)
+
     def _bad_reason(
         self, reason: str, i: int, topic: str | None, partition: int | None, offsets: Sequence[int] | None
     ) -> str:

@@ -9,10 +9,14 @@ builds its rows in the source node's ``prepare`` hook (pseudo-columns, headers, 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import polars as pl
 
 from ..engine import Processor, SessionWindows, TimeWindows, Topology, Windowed
 from ..engine.batch import Batch
@@ -34,13 +38,18 @@ from .metastore import (
     SqlError,
     WindowInfo,
 )
-from .serdes import KeySerde, ValueSerde, serdes_for
+from .serdes import ColumnarValueSerde, KeySerde, ValueSerde, serdes_for
+from .columnar import SqlAggregator, VectorFilter, VectorMapValues, VectorRekey
+from .vectorized import Unsupported, VectorCompiler, dtype_of
 
 _RESERVED_NAMES = {ROWTIME, WINDOWSTART, WINDOWEND, ROWPARTITION, ROWOFFSET}
 _GK = "\0GK"
 #: marks the row of a stream record whose value is NULL (projections keep it NULL)
 NULL_VALUE = "\0NULL"
 _AGG = "\0AGG"
+#: the columnar paths (vectorized WHERE / projections / aggregate arguments, batch decode, batch
+#: folding of aggregates); MAILROOM_SQL_ROW_PATH=1 turns them off (for comparisons and as an escape hatch)
+COLUMNAR = os.environ.get("MAILROOM_SQL_ROW_PATH", "") in ("", "0")
 
 
 @dataclass
@@ -85,9 +94,31 @@ class Planner:
         self.on_error = on_error or (lambda msg: None)
         self.compiler = ExpressionCompiler(registry, metastore.types, self.on_error)
 
+    def _vectorize(self, build: Callable[[VectorCompiler], list]) -> tuple[list, dict] | None:
+        """``build``'s polars expressions and the columns they read, or None when an expression
+        has no vectorized form (the row path is used)."""
+        if not COLUMNAR:
+            return None
+        vc = VectorCompiler(self.compiler)
+        try:
+            return build(vc), vc.columns
+        except (Unsupported, SqlError, FunctionError, ValueError, TypeError):
+            return None
+
+    def _uncast(self, call: A.FunctionCall, r: Any) -> Any:
+        """The aggregate resolved for arguments already in its parameter types (the columnar
+        arguments are cast on the column), so no per-value implicit cast wraps it."""
+        try:
+            return self.registry.resolve_aggregate(call.name, list(r.param_types), _literal_args(call))
+        except FunctionError:
+            return r
+
     # -- sources ------------------------------------------------------------------------------
     def _source_node(self, top: Topology, src: DataSource, joined: bool = False):
         kser, vser = serdes_for(src)
+        if COLUMNAR and not src.is_table and src.window is None and _basic(src.value_columns):
+            # decoded a batch at a time into columns (a batch the fast path cannot read: per record)
+            vser = ColumnarValueSerde(src.value_columns, src.value_format, src.value_props)
         key_serde: Any = kser
         if src.window is not None:
             key_serde = WindowedSerde(kser, session=src.window.kind == "SESSION", size_ms=src.window.size_ms)
@@ -121,7 +152,12 @@ class Planner:
         window = primary.window
         if q.where is not None:
             pred = self.compiler.predicate(q.where, scope)
-            stream = stream.filter(lambda k, v, p=pred: p(v))
+            vec = None if is_table else self._vectorize(lambda vc: [vc.compile(q.where, scope).as_type(SqlType.BOOLEAN)])
+            if vec is not None:  # columnar: one polars expression over the batch
+                (pexpr,), cols = vec
+                stream = stream._then("FILTER", lambda n: VectorFilter(n, pexpr, cols, NULL_VALUE, pred))
+            else:
+                stream = stream.filter(lambda k, v, p=pred: p(v))
         if self._is_aggregate(q):
             stream, outputs, window = self._aggregate(q, scope, stream, is_table, sink_name or "", primary,
                                                       single_source=len(sides) == 1)
@@ -247,6 +283,8 @@ class Planner:
                 raise SqlError("Table source is not supported with table functions", q.pos)
             return self._explode(stream, scope, items, table_functions, key_out, val_out, outputs)
 
+        keys, vals = key_out, val_out
+
         def project(row, vals=val_out, keys=key_out):
             if row is None or NULL_VALUE in row:
                 return None
@@ -257,6 +295,12 @@ class Planner:
 
         if is_table:
             return stream.map_values(project), outputs
+        exprs = {o.name: e for name, e in items for o in outputs if o.name == name}
+        vec = self._vectorize(lambda vc: [(o.name, vc.compile(exprs[o.name], scope).as_type(o.type)) for o in keys + vals]
+                              ) if len(exprs) == len(outputs) else None
+        if vec is not None:
+            vexprs, cols = vec
+            return stream._then("MAPVALUES", lambda n: VectorMapValues(n, vexprs, cols, NULL_VALUE, project)), outputs
         return stream.map_values(project), outputs
 
     def _single_source_name(self, q: A.Query) -> str | None:
@@ -453,6 +497,7 @@ class Planner:
                 uniq[r] = len(calls)
                 calls.append(c)
         compiled_aggs = []
+        arg_exprs: list[list[A.Expr]] = []  # each aggregate's value arguments (for the columnar path)
         for c in calls:
             if c.star:
                 args: list[Compiled] = []
@@ -471,6 +516,7 @@ class Planner:
             n_lits = len(_literal_args(c))
             value_fns = [a.fn for a in args[: len(args) - n_lits]] if n_lits else [a.fn for a in args]
             compiled_aggs.append((resolved, value_fns))
+            arg_exprs.append([] if c.star else list(c.args[: len(c.args) - n_lits]))
         gcs = [self.compiler.compile(g, scope) for g in group]
         # post-aggregation scope: group keys and aggregate results
         post = Scope()
@@ -593,6 +639,8 @@ class Planner:
         def add_prepared(key, vals, state):
             if vals is None:
                 return state
+            if isinstance(vals, dict):  # a row of the columnar arguments
+                vals = [[vals[f"__a{i}_{j}"] for j in range(len(xs))] for i, xs in enumerate(arg_exprs)]
             out = list(state)
             for i, (r, _) in enumerate(compiled_aggs):
                 if vals[i] is None:
@@ -613,11 +661,34 @@ class Planner:
                 raise SqlError(f"The aggregation functions {names} cannot be applied to a table source, only to a stream source.", q.pos)
             table = stream.group_by(group_key).aggregate(init, add, sub)
         else:
-            if group and single_source and _is_source_key(group, primary, scope):
+            names = [[f"__a{i}_{j}" for j in range(len(xs))] for i, xs in enumerate(arg_exprs)]
+            by_key = bool(group) and single_source and _is_source_key(group, primary, scope)
+
+            def build(vc: VectorCompiler) -> list:
+                out = []
+                for (r, _), xs, ns in zip(compiled_aggs, arg_exprs, names):
+                    for x, nm, pt in zip(xs, ns, r.param_types):
+                        # in the parameter's type (an implicit INT -> DOUBLE done on the column)
+                        out.append((nm, vc.compile(x, scope).as_type(pt if isinstance(pt, SqlType) else None)))
+                keys = [] if by_key else [vc.compile(g, scope).expr for g in group]
+                return [out, keys]
+
+            vec = self._vectorize(build)
+            if vec is not None:  # the arguments (and group key) of a whole batch at once, as columns
+                (vexprs, vkeys), cols = vec
+                if by_key:
+                    grouped = stream._then("MAPVALUES", lambda n: VectorMapValues(n, vexprs, cols, NULL_VALUE, prepare_args)).group_by_key()
+                else:
+                    grouped = stream._then("MAP", lambda n: VectorRekey(n, vkeys, vexprs, cols, NULL_VALUE, lambda k, row: (group_key(k, row), prepare_args(row))),
+                                           key_changed=True).group_by_key()
+            elif by_key:
                 # already keyed and partitioned by it: no repartition (as ksqlDB)
                 grouped = stream.map_values(prepare_args).group_by_key()
             else:
                 grouped = stream.map(lambda k, row: (group_key(k, row), prepare_args(row))).group_by_key()
+            # folds each batch per key (the same results as add_prepared per record)
+            sql_agg = SqlAggregator([r for r, _ in compiled_aggs], names, onerr,
+                                    [self._uncast(c, r) for c, (r, _) in zip(calls, compiled_aggs)] if vec is not None else None)
             if windowed:
                 w = q.window
                 # no GRACE PERIOD: 24 hours, but a final result (EMIT FINAL) comes at the window's end
@@ -626,9 +697,10 @@ class Planner:
                     table = grouped.windowed_by(SessionWindows(w.size_ms, grace)).aggregate(init, add_prepared, merge, emit_final=emit_final)
                 else:
                     tw = TimeWindows(w.size_ms, w.advance_ms or w.size_ms, grace, w.retention_ms)
-                    table = grouped.windowed_by(tw).aggregate(init, add_prepared, emit_final=emit_final)
+                    table = (grouped.windowed_by(tw)._aggregate("WINDOW-AGGREGATE", sql_agg, None, emit_final) if COLUMNAR
+                             else grouped.windowed_by(tw).aggregate(init, add_prepared, emit_final=emit_final))
             else:
-                table = grouped.aggregate(init, add_prepared)
+                table = grouped._aggregate("AGGREGATE", sql_agg, None) if COLUMNAR else grouped.aggregate(init, add_prepared)
         window = None
         if windowed:
             window = WindowInfo(q.window.kind, q.window.size_ms if q.window.kind != "SESSION" else None)
@@ -808,6 +880,16 @@ def _is_source_key(group: list[A.Expr], src: DataSource, scope: Scope) -> bool:
             and _same_column(group[0], A.ColumnRef(src.key_columns[0].name), scope))
 
 
+def _basic(columns: list[Column]) -> bool:
+    """Whether every column has a type the columnar path holds (BOOLEAN, INT, BIGINT, DOUBLE, STRING)."""
+    try:
+        for c in columns:
+            dtype_of(c.type)
+    except Unsupported:
+        return False
+    return bool(columns)
+
+
 def _same_column(e: A.Expr, key: A.Expr, scope: Scope) -> bool:
     if not isinstance(e, A.ColumnRef) or not isinstance(key, A.ColumnRef):
         return False
@@ -845,7 +927,47 @@ def make_prepare(src: DataSource) -> Callable[[Batch], tuple[Batch, list[tuple[i
         col = src.column(ts_col)
         ts_conv = timestamp_converter(col.type if col else SqlType.BIGINT, src.timestamp_format)
 
+    key_dtype = None
+    if nkeys == 1:
+        try:
+            key_dtype = dtype_of(src.key_columns[0].type)
+        except Unsupported:
+            key_dtype = None
+    ts_int = ts_col is not None and (col := src.column(ts_col)) is not None and col.type.base in ("INT", "BIGINT")
+    columnar_ok = (not windowed and not headers and nkeys <= 1 and (nkeys == 0 or key_dtype is not None)
+                   and (ts_col is None or ts_int))
+
+    def prepare_columns(batch: Batch) -> tuple[Batch, list[tuple[int, str]]] | None:
+        """The rows of a columnar batch as columns (the row path's dicts, column by column)."""
+        df: pl.DataFrame = batch.values  # type: ignore[assignment]
+        ts = batch.timestamps.copy()
+        bad: list[tuple[int, str]] = []
+        if ts_col is not None:
+            tcol = df[ts_col]
+            nulls = tcol.is_null().to_numpy()
+            if nulls.any():
+                bad = [(int(i), f"Failed to extract timestamp: column {ts_col} is NULL") for i in np.nonzero(nulls)[0]]
+            ts = np.where(nulls, ts, tcol.fill_null(0).cast(pl.Int64).to_numpy())
+        extra = []
+        if nkeys == 1:
+            try:
+                extra.append(pl.Series(key_names[0], batch.keys, dtype=key_dtype, strict=True))
+            except Exception:  # noqa: BLE001 - keys of another type: the row path
+                return None
+        extra.append(pl.Series(ROWTIME, ts, dtype=pl.Int64))
+        extra.append(pl.Series(ROWPARTITION, np.full(len(ts), batch.partition, dtype=np.int64)))
+        offs = batch.offsets
+        extra.append(pl.Series(ROWOFFSET, offs, dtype=pl.Int64) if offs is not None
+                     else pl.Series(ROWOFFSET, [None] * len(ts), dtype=pl.Int64))
+        out = Batch(list(batch.keys), df.with_columns(extra), ts, offs, batch.topic, batch.partition, batch.headers,
+                    batch.old_values)
+        return out, bad
+
     def prepare(batch: Batch) -> tuple[Batch, list[tuple[int, str]]]:
+        if columnar_ok and batch.columnar:
+            done = prepare_columns(batch)
+            if done is not None:
+                return done
         rows = []
         bad: list[tuple[int, str]] = []
         ts = batch.timestamps.copy()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import polars as pl
+
 from ..errors import SerdeError
 from ..formats import Schema, SqlType, serde_for
 from ..formats.types import Column
@@ -100,6 +102,18 @@ class ValueSerde:
             else:
                 self._serde = serde_for(self.format, Schema(columns), **({} if wrap is None else {"wrapped": wrap}), **props)
 
+    def decode_frame(self, raw: Sequence[bytes | None]) -> pl.DataFrame | None:
+        """Every value of a batch as the columns of a frame, decoded at once, or None when the
+        batch needs the per-record path (see :meth:`JsonSerde.fast_table`)."""
+        fast = getattr(self._serde, "fast_table", None)
+        if fast is None or self.single or not raw:
+            return None
+        table = fast(raw)
+        if table is None:
+            return None
+        df = pl.from_arrow(table)
+        return df if isinstance(df, pl.DataFrame) else None
+
     def decode(self, raw: Sequence[bytes | None]) -> tuple[list[Any], list[tuple[int, str]]]:
         out, bad = [], []
         for i, b in enumerate(raw):
@@ -124,7 +138,9 @@ class ValueSerde:
             out.append(v)
         return out, bad
 
-    def encode(self, rows: list[Any]) -> list[bytes | None]:
+    def encode(self, rows: Any) -> list[bytes | None]:
+        if isinstance(rows, pl.DataFrame):  # columnar values (a vectorized projection)
+            rows = rows.to_dicts()
         out = []
         for r in rows:
             if r is None:
@@ -202,3 +218,14 @@ def validate_formats(src: DataSource) -> None:
         for c in src.value_columns:
             if c.type.base in ("ARRAY", "MAP", "STRUCT"):
                 raise SqlError(f"The 'DELIMITED' format does not support type '{c.type.base}'")
+
+
+class ColumnarValueSerde(ValueSerde):
+    """A :class:`ValueSerde` whose ``decode`` gives a polars frame when the whole batch decodes
+    on the fast path (the SQL source rows are then built by columns); else rows as usual."""
+
+    def decode(self, raw: Sequence[bytes | None]) -> tuple[Any, list[tuple[int, str]]]:
+        df = self.decode_frame(raw)
+        if df is not None:
+            return df, []
+        return super().decode(raw)

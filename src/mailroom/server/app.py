@@ -21,10 +21,17 @@ entry point of the group ``mailroom.server_extensions``, a ``mount(app: FastAPI,
 KsqlServer) -> None`` that may add routes (after the built-in ones, so it cannot shadow them) and
 register ``server.on_close`` hooks; one that fails is logged and left out.
 
+Authentication (``create_app(..., auth=Authenticator(FILE))``, ``mailroom server --auth-file``):
+HTTP basic on every path but ``/healthcheck`` and ``/info``; roles and the file format in
+:mod:`.auth`. Missing or wrong credentials: HTTP 401 with ``WWW-Authenticate: Basic`` and a
+``generic_error`` of code 40100; a role that may not: HTTP 403, code 40300 (``statement_error`` on
+``/ksql``), as ksqlDB answers them.
+
 Push queries run as engine Apps (see :mod:`mailroom.sql.transient`); each result row goes
 through an asyncio queue to the client's response. LIMIT ends the response; a client that
-disconnects, or ``/close-query``, stops the query; a client that falls more than
-``push_buffer`` rows behind is disconnected (it never slows the others down).
+disconnects, or ``/close-query``, stops the query. A client ``push_buffer`` rows behind holds its
+own query back (never the others); one that takes no row for ``push_stall_timeout`` seconds
+while that many wait is disconnected with an error message and its query stopped.
 """
 
 from __future__ import annotations
@@ -44,12 +51,14 @@ from starlette.concurrency import run_in_threadpool
 from ..sql.metastore import SqlError
 from ..sql.transient import is_push
 from . import wire
+from .auth import OPEN_PATHS, REALM, Authenticator, User
 from .core import KsqlServer, StatementFailed
 from .metrics import CONTENT_TYPE_LATEST
 
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"
 KSQL_JSON = "application/json"
 EXTENSIONS_GROUP = "mailroom.server_extensions"
+USER_KEY = "mailroom.user"  # the authenticated User in the ASGI scope
 log = logging.getLogger(__name__)
 
 
@@ -85,9 +94,16 @@ def load_extensions(api: FastAPI, server: KsqlServer, group: str = EXTENSIONS_GR
     return loaded
 
 
-def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions: bool = False) -> FastAPI:
-    """The ASGI app of ``server`` (FastAPI, wrapped in the metrics/inserts-stream layer);
-    ``extensions``: mount the ``mailroom.server_extensions`` entry points too."""
+def _user(request: Request) -> User | None:
+    """The authenticated user of a request (None when the server runs without --auth-file)."""
+    return request.scope.get(USER_KEY)
+
+
+def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions: bool = False,
+               auth: Authenticator | None = None) -> FastAPI:
+    """The ASGI app of ``server`` (FastAPI, wrapped in the metrics/auth/inserts-stream layer);
+    ``extensions``: mount the ``mailroom.server_extensions`` entry points too; ``auth``: require
+    HTTP basic credentials from that file (see :mod:`.auth`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -135,7 +151,8 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions
         if not isinstance(text, str) or not text.strip():
             return _error(wire.generic_error("The request has no statements ('ksql' is missing or empty)", wire.BAD_REQUEST))
         props = body.get("streamsProperties") or {}
-        entities = await run_in_threadpool(server.run_ksql, text, props)
+        user = _user(request)
+        entities = await run_in_threadpool(server.run_ksql, text, props, read_only=user is not None and not user.can_write)
         return Response(wire.dumps(entities), media_type=KSQL_JSON)
 
     # -- queries --------------------------------------------------------------------------------
@@ -146,7 +163,7 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions
         if not isinstance(text, str) or not text.strip():
             return _error(wire.generic_error("The request has no query ('ksql' is missing or empty)", wire.BAD_REQUEST))
         props = body.get("streamsProperties") or body.get("properties") or {}
-        return await _run_query(server, text, props, "query")
+        return await _run_query(server, text, props, "query", _user(request))
 
     @api.post("/query-stream")
     async def query_stream(request: Request):
@@ -157,22 +174,28 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions
         props = body.get("properties") or body.get("streamsProperties") or {}
         accept = request.headers.get("accept", "")
         fmt = "json" if "application/json" in accept and DELIMITED not in accept else "delimited"
-        return await _run_query(server, text, props, fmt)
+        return await _run_query(server, text, props, fmt, _user(request))
 
     @api.post("/close-query")
     async def close_query(request: Request):
         body = await _body(request)
         qid = body.get("queryId")
+        user = _user(request)
+        if (user is not None and not user.can_write and isinstance(qid, str) and qid in server.push_queries
+                and server.query_owners.get(qid) != user.name):
+            return _error(wire.generic_error(f"Forbidden: {qid} was started by another user; a read-only user may close "
+                                             "only its own queries", wire.FORBIDDEN), 403)
         if not isinstance(qid, str) or not await run_in_threadpool(server.stop_push, qid):
             return _error(wire.generic_error(f"No query with id {qid}", wire.BAD_REQUEST))
         return Response(b"", status_code=200)
 
     if extensions:
         load_extensions(api, server)
-    return _Outer(api, server)  # type: ignore[return-value]
+    return _Outer(api, server, auth)  # type: ignore[return-value]
 
 
-async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: str) -> Response:
+async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: str,
+                     user: User | None = None) -> Response:
     q = await run_in_threadpool(server.prepare_query, text)
     media = DELIMITED if fmt == "delimited" else KSQL_JSON
     if not is_push(q):
@@ -186,7 +209,7 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     state: dict[str, Any] = {"slow": False, "pending": 0}  # pending: rows queued, not yet sent
-    pending_lock = threading.Lock()
+    room = threading.Condition()  # notified as the response takes rows off the queue
 
     def put(item: tuple) -> None:
         try:
@@ -195,14 +218,25 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
             pass
 
     def on_row(cols: list[Any], tomb: bool) -> None:
+        # on the query's own thread: waiting here holds back this query only (backpressure), so a
+        # client that reads slower than the query produces (a replay from earliest) gets every row
         if state["slow"]:
             return
-        with pending_lock:
-            full = state["pending"] >= server.push_buffer
-            if not full:
+        with room:
+            deadline = None
+            while state["pending"] >= server.push_buffer:
+                qid = state.get("qid")
+                if qid is not None and qid not in server.push_queries:
+                    return  # stopped (close-query, LIMIT, disconnect): the row goes nowhere
+                now = time.monotonic()
+                deadline = deadline or now + server.push_stall_timeout
+                if now >= deadline:
+                    state["slow"] = True
+                    break
+                room.wait(min(0.1, deadline - now))
+            else:
                 state["pending"] += 1
-        if full:
-            state["slow"] = True
+        if state["slow"]:
             put(("slow",))
             if state.get("qid"):
                 server.stop_push(state["qid"])  # at once: a stalled client must not keep a query running
@@ -214,6 +248,8 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
 
     pq = await run_in_threadpool(server.start_push, q, text, props, on_row, on_done)
     state["qid"] = pq.query_id
+    if user is not None:
+        server.query_owners[pq.query_id] = user.name
     limit = q.limit
 
     async def gen():
@@ -226,8 +262,9 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
             while True:
                 item = await queue.get()
                 if item[0] == "row":
-                    with pending_lock:
+                    with room:
                         state["pending"] -= 1
+                        room.notify()
                     yield _row(fmt, item[1], item[2])
                     sent += 1
                     server.metrics.push_rows.inc()
@@ -247,6 +284,7 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
                     return
         finally:
             server.stop_push(pq.query_id)
+            server.query_owners.pop(pq.query_id, None)
 
     return StreamingResponse(gen(), media_type=media)
 
@@ -298,16 +336,34 @@ def _frames(fmt: str, qid: str, cols, rows: list[tuple[list[Any], bool]], final:
 
 # -- the outer ASGI layer: metrics for every request, and /inserts-stream --------------------------------
 class _Outer:
-    """Counts and times every request; serves ``POST /inserts-stream`` itself, at the ASGI
-    level, so acks go out while the client is still sending rows (a full-duplex stream)."""
+    """Counts and times every request; checks credentials (with ``auth``); serves ``POST
+    /inserts-stream`` itself, at the ASGI level, so acks go out while the client is still
+    sending rows (a full-duplex stream)."""
 
-    def __init__(self, api: FastAPI, server: KsqlServer) -> None:
+    def __init__(self, api: FastAPI, server: KsqlServer, auth: Authenticator | None = None) -> None:
         self.api = api
         self.server = server
+        self.auth = auth
         self.state = api.state
+        self._labels: dict[str, str] = {}
+
+    def _route(self, path: str) -> str:
+        label = self._labels.get(path)
+        if label is None:
+            label = _route_label(self.api, path)
+            if len(self._labels) < 1000:
+                self._labels[path] = label
+        return label
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and self.auth is not None:
+                header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+                user = await run_in_threadpool(self.auth.check, header)
+                if user is None:
+                    await send({"type": "websocket.close", "code": 1008})  # policy violation: no credentials
+                    return
+                scope[USER_KEY] = user
             await self.api(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]
@@ -317,20 +373,70 @@ class _Outer:
         async def send_wrapped(message) -> None:
             if message["type"] == "http.response.start":
                 status_box["status"] = message["status"]
-                self.server.metrics.latency.labels(_route(path)).observe(time.perf_counter() - start)
+                self.server.metrics.latency.labels(self._route(path)).observe(time.perf_counter() - start)
             await send(message)
 
         try:
+            if self.auth is not None and path not in OPEN_PATHS:
+                header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+                user = await run_in_threadpool(self.auth.check, header)  # scrypt: ~50 ms on a cache miss
+                if user is None:
+                    await _drain(receive)
+                    msg = "Unauthorized: wrong user name or password" if header else "Unauthorized: credentials required"
+                    await _send_json(send_wrapped, 401, wire.generic_error(msg, wire.UNAUTHORIZED),
+                                     [(b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode())])
+                    return
+                scope[USER_KEY] = user
+                if path == "/inserts-stream" and not user.can_write:
+                    await _drain(receive)
+                    await _send_json(send_wrapped, 403, wire.generic_error(
+                        "Forbidden: inserting needs the read-write role", wire.FORBIDDEN))
+                    return
             if path == "/inserts-stream" and method == "POST":
                 await _inserts_stream(self.server, receive, send_wrapped)
             else:
                 await self.api(scope, receive, send_wrapped)
         finally:
-            self.server.metrics.requests.labels(method, _route(path), str(status_box["status"])).inc()
+            self.server.metrics.requests.labels(method, self._route(path), str(status_box["status"])).inc()
 
 
-def _route(path: str) -> str:
-    return "/status/..." if path.startswith("/status/") else path
+async def _drain(receive, limit: int = 1 << 20, timeout: float = 2.0) -> None:
+    """Read (and drop) a refused request's body, up to ``limit`` bytes or ``timeout`` seconds,
+    before answering: an HTTP/2 client still sending it would otherwise see its stream reset
+    under it rather than read the 401/403."""
+    async def read() -> None:
+        seen = 0
+        while seen < limit:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return
+            seen += len(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                return
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _send_json(send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), *(headers or [])]})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode(), "more_body": False})
+
+
+def _route_label(api: FastAPI, path: str) -> str:
+    """The metrics label of a request path: a route of the app, ``PREFIX/...`` for a route with
+    parameters or a mount, else ``other`` (any path a client makes up must not add a label)."""
+    for route in api.routes:
+        rpath = getattr(route, "path", "")
+        if rpath == path:
+            return path
+        prefix = rpath.split("{", 1)[0].rstrip("/") if "{" in rpath or not hasattr(route, "endpoint") else None
+        if prefix and path.startswith(prefix + "/"):
+            return prefix + "/..."
+    return "/inserts-stream" if path == "/inserts-stream" else "other"
 
 
 async def _inserts_stream(server: KsqlServer, receive, send) -> None:

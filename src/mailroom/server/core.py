@@ -70,7 +70,7 @@ class KsqlServer:
 
     def __init__(self, log: Log | str = "embedded:.mailroom/data", state_dir: str | Path = ".mailroom/state", *,
                  service_id: str = "default_", processing_guarantee: str = "at_least_once", registry: Any = None,
-                 push_buffer: int = 10_000, caching: bool = True) -> None:
+                 push_buffer: int = 10_000, push_stall_timeout: float = 5.0, caching: bool = True) -> None:
         self.log_url = log if isinstance(log, str) else getattr(log, "path", type(log).__name__)
         self.log: Log = open_log(log) if isinstance(log, str) else log
         self._owns_log = isinstance(log, str)
@@ -89,6 +89,8 @@ class KsqlServer:
         self.views = TableViews(self.log)
         self._stopped: list[PushQuery] = []  # stopped, maybe still closing: joined on close()
         self.push_buffer = push_buffer
+        #: seconds a push query's client may take no row while push_buffer rows wait, before it is cut off
+        self.push_stall_timeout = push_stall_timeout
         self.metrics = Metrics()
         self.command_seq = 0
         self.command_status: dict[str, dict[str, Any]] = {}
@@ -97,6 +99,8 @@ class KsqlServer:
         #: the queries files this server runs (``--queries-file``): /ksql then runs read-only statements only
         self.queries_files: list[Path] = []
         self._close_hooks: list[Callable[[], None]] = []
+        #: push query id -> the user who started it (with --auth-file): a read-only user may close only its own
+        self.query_owners: dict[str, str] = {}
 
     # -- info ---------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -119,10 +123,21 @@ class KsqlServer:
         except SqlSyntaxError as e:
             raise StatementFailed(wire.statement_error(str(e), text)) from None
 
-    def run_ksql(self, text: str, props: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def run_ksql(self, text: str, props: dict[str, Any] | None = None, *, read_only: bool = False) -> list[dict[str, Any]]:
         """``POST /ksql``: run each statement, return their entities; on an error raise
-        :class:`StatementFailed` carrying the entities of the statements before it."""
+        :class:`StatementFailed` carrying the entities of the statements before it.
+        ``read_only`` (a read-only user): refuse the whole request (HTTP 403) before running
+        anything if one statement would change something (see :func:`.auth.read_only_statement`)."""
         stmts = self.parse(text)
+        if read_only:
+            from .auth import read_only_statement
+
+            for stmt in stmts:
+                if not read_only_statement(stmt):
+                    self.metrics.statements.labels("error").inc()
+                    raise StatementFailed(wire.statement_error(
+                        "Forbidden: a read-only user may run SHOW, LIST, DESCRIBE, EXPLAIN and queries only; "
+                        f"{type(stmt).__name__} needs the read-write role.", stmt.text, code=wire.FORBIDDEN), 403)
         entities: list[dict[str, Any]] = []
         cache = (props or {}).get("ksql.streams.cache.max.bytes.buffering", (props or {}).get("cache.max.bytes.buffering"))
         if cache is not None:

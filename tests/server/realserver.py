@@ -1,0 +1,56 @@
+"""A real `mailroom server` process on a free port, for the tests of auth, TLS, HTTP/2 and
+external clients (helpers, not tests)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(tmp_path: Path, *args: str, verify: ssl.SSLContext | bool = True,
+                   scheme: str = "http") -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``mailroom server`` with ``args`` on an embedded log in ``tmp_path``; yields (base
+    URL, process) once /healthcheck answers; stops it (SIGTERM) at the end."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mailroom.cli", "server", "--log", f"embedded:{tmp_path / 'log'}",
+                             "--state-dir", str(tmp_path / "state"), "--port", str(port), "--no-extensions", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    base = f"{scheme}://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if httpx.get(base + "/healthcheck", timeout=1, verify=verify).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"server did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)

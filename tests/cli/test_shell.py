@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import httpx
 import pytest
 
 from mailroom.cli.shell import split_statements
+
+from ..server.realserver import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CREATE = "CREATE STREAM S (K STRING KEY, N INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);"
@@ -47,41 +48,20 @@ def test_script_mode_with_json_output_on_an_in_process_server(tmp_path) -> None:
     assert "NOPE" in lines[-1]["error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mailroom.cli", "server", "--log", f"embedded:{tmp_path / 'log'}",
-                             "--state-dir", str(tmp_path / "state"), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthcheck", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(20)
+    with running_server(tmp_path) as (base, _proc):
+        yield base
 
 
 def test_unreachable_server_says_what_to_do(tmp_path) -> None:
-    r = run_sql([f"http://127.0.0.1:{_free_port()}", "-e", "SHOW STREAMS;"], tmp_path, timeout=30)
+    r = run_sql([f"http://127.0.0.1:{free_port()}", "-e", "SHOW STREAMS;"], tmp_path, timeout=30)
     assert r.returncode == 2 and "mailroom server" in r.stderr
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by scripts/deps/10-tmux.sh (make test)")
 def test_interactive_shell_in_a_terminal(server, tmp_path) -> None:
-    session = f"mailroom-sql-{_free_port()}"
+    session = f"mailroom-sql-{free_port()}"
     tmux = ["tmux", "-L", session]
     env_cmd = f"HOME={tmp_path} {sys.executable} -m mailroom.cli sql {server}"
     subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "50", "-c", str(ROOT), env_cmd], check=True)

@@ -244,11 +244,13 @@ def run_demo(
         stuck = _read_topic(log, "STUCK_MAIL")
         summary["alerts"] = alerts
         summary["stuck_mail"] = len(stuck)
-        alerts.sort(key=lambda a: a.get("KIND") == "stuck_mail")  # provider alerts first
-        for a in alerts[:10]:
+        spikes = [a for a in alerts if a.get("KIND") != "stuck_mail"]
+        for a in spikes:
             console.print(f"[bold red]ALERT[/bold red] {a.get('MESSAGE') or a}")
-        if len(alerts) > 10:
-            console.print(f"... and {len(alerts) - 10} more alerts")
+        if not spikes:
+            console.print("no provider alerts (the outage may start after the simulated traffic ends: see --outage)")
+        for a in [a for a in alerts if a.get("KIND") == "stuck_mail"][:3]:
+            console.print(f"[yellow]stuck[/yellow] {a.get('MESSAGE') or a}")
         console.print(f"{len(stuck):,} stuck messages flagged")
         console.print(
             f"[bold]summary[/bold]: {stats.events:,} events of {messages:,} messages: simulated at "

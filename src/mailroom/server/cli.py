@@ -77,7 +77,8 @@ def server(
     # installed packages' functions (entry point group "mailroom.functions", e.g. the email UDFs), as `mailroom run`
     for f in load_entry_points(registry=registry).failed:
         typer.echo(f"could not load functions from {f.path}: {f.error}", err=True)
-    srv = KsqlServer(log_url, state_dir, service_id=service_id, processing_guarantee=guarantee, registry=registry)
+    srv = KsqlServer(log_url, state_dir, service_id=service_id, processing_guarantee=guarantee, registry=registry,
+                     command_topic=not queries_files)  # headless: the files are the commands
     if queries_files:
         try:
             entities = srv.run_queries_file(*queries_files)

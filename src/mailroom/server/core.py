@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..formats.types import SqlType
-from ..log import Log, open_log
+from ..log import Log, TopicPartition, open_log
 from ..sql import ast as A
 from ..sql.executor import Result, SqlExecutor
 from ..sql.metastore import SqlError
@@ -34,7 +35,10 @@ from .metrics import Metrics
 
 _OFFSET_RESET_KEYS = ("auto.offset.reset", "ksql.streams.auto.offset.reset")
 #: what /ksql still runs in headless mode: statements that change nothing
+log = logging.getLogger("mailroom.server")
 _READ_ONLY = (A.Show, A.Describe, A.DescribeFunction, A.Explain)
+#: the statements the command topic keeps (what changes the metastore or what runs)
+_COMMANDS = (A.CreateSource, A.CreateAsSelect, A.InsertInto, A.CreateType, A.DropType, A.DropSource, A.Terminate)
 
 
 class StatementFailed(Exception):
@@ -70,7 +74,8 @@ class KsqlServer:
 
     def __init__(self, log: Log | str = "embedded:.mailroom/data", state_dir: str | Path = ".mailroom/state", *,
                  service_id: str = "default_", processing_guarantee: str = "at_least_once", registry: Any = None,
-                 push_buffer: int = 10_000, push_stall_timeout: float = 5.0, caching: bool = True) -> None:
+                 push_buffer: int = 10_000, push_stall_timeout: float = 5.0, caching: bool = True,
+                 command_topic: bool = True) -> None:
         self.log_url = log if isinstance(log, str) else getattr(log, "path", type(log).__name__)
         self.log: Log = open_log(log) if isinstance(log, str) else log
         self._owns_log = isinstance(log, str)
@@ -101,6 +106,10 @@ class KsqlServer:
         self._close_hooks: list[Callable[[], None]] = []
         #: push query id -> the user who started it (with --auth-file): a read-only user may close only its own
         self.query_owners: dict[str, str] = {}
+        #: the command topic (as ksqlDB keeps one): every statement that changes the metastore or
+        #: what runs, replayed at start, so streams, tables and persistent queries survive a restart
+        self.command_topic = f"_confluent-ksql-{service_id}_command_topic" if command_topic else None
+        self.replayed = self._replay_commands() if self.command_topic else 0
 
     # -- info ---------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -185,6 +194,49 @@ class KsqlServer:
         self.queries_files = [Path(p) for p in paths]
         return entities
 
+    def _replay_commands(self) -> int:
+        """Run the command topic's statements again, in order (a statement that fails now, e.g.
+        because its topic was deleted meanwhile, is logged and skipped). Returns how many ran."""
+        self.log.create_topic(self.command_topic, 1, exist_ok=True)
+        c = self.log.consumer(None)
+        ran = 0
+        try:
+            tp = TopicPartition(self.command_topic, 0)
+            c.assign([tp])
+            end = c.watermarks(tp)[1]
+            records: list[bytes] = []
+            while c.position(tp) < end:
+                batches = c.poll(10_000, timeout=1.0)
+                if not batches:
+                    break
+                records += [v for b in batches for v in b.values if v is not None]
+        finally:
+            c.close()
+        for raw in records:
+            cmd = json.loads(raw)
+            saved = dict(self.executor.properties)
+            try:
+                self.executor.properties.update(cmd.get("properties") or {})
+                for stmt in parse(cmd["sql"], self.executor.variables):
+                    self.executor.execute(stmt)
+                ran += 1
+            except Exception as e:  # noqa: BLE001 - one stale command must not keep the server down
+                log.warning("command topic: skipped %r: %s", cmd.get("sql", "")[:200], e)
+            finally:
+                self.executor.properties.clear()
+                self.executor.properties.update(saved)
+        if ran:
+            log.info("replayed %d statements from %s", ran, self.command_topic)
+        return ran
+
+    def _record_command(self, stmt: A.Statement) -> None:
+        if self.command_topic is None or self.queries_files:
+            return
+        body = json.dumps({"sql": stmt.text, "properties": self.executor.properties}, default=str).encode()
+        with self.log.producer() as p:
+            p.send(self.command_topic, body)
+            p.flush(30)
+
     def on_close(self, hook: Callable[[], None]) -> None:
         """Call ``hook()`` first thing in :meth:`close` (extensions stop their threads there)."""
         self._close_hooks.append(hook)
@@ -219,6 +271,8 @@ class KsqlServer:
                                          "overriddenProperties": {}, "state": "RUNNING", "queryType": "PERSISTENT"},
                     "warnings": []}
         res: Result = ex.execute(stmt)
+        if isinstance(stmt, _COMMANDS):
+            self._record_command(stmt)
         if isinstance(stmt, (A.InsertValues, A.SetProperty, A.UnsetProperty, A.DefineVariable, A.UndefineVariable)):
             return None
         self.command_seq += 1

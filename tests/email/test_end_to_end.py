@@ -4,10 +4,12 @@ ALERTS indexed into a real OpenSearch by the sink, then checks against straightf
 computations: the outage dips MTA_HEALTH, ALERTS fires within 2 windows, EMAIL_STATE is right for
 every message, and the search index holds the same documents.
 
-(The issue's 1M-event run is `bench/email_e2e_bench.py`; this test keeps CI's time in bounds.)"""
+MAILROOM_E2E_MESSAGES sets the size: 400,000 messages (about 1M events, the issue's acceptance
+run) by default; `bench/email_e2e_bench.py` measures the same workload's throughput."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -27,12 +29,13 @@ from .test_pipelines import produce, ref_email_state, table
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN = 60_000
-MESSAGES = 15_000
+MESSAGES = int(os.environ.get("MAILROOM_E2E_MESSAGES", "400000"))
 START = 1_764_000_000_000
 OUTAGE = "gmail:4m:2m"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_email_application_end_to_end(tmp_path, opensearch_url) -> None:
     cfg = SimConfig(outages=(Outage.parse(OUTAGE),), throttling=False)  # no random throttling: only the outage may alert
     # one chunk: the simulator merges events in time order within a chunk of messages
@@ -50,7 +53,7 @@ def test_email_application_end_to_end(tmp_path, opensearch_url) -> None:
     threads: list[threading.Thread] = []
     try:
         produce(log, events)
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 1800
         while (lag := pipeline_lag(log)) != 0 and time.monotonic() < deadline:
             assert run.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
             time.sleep(0.5)
@@ -82,7 +85,7 @@ def test_email_application_end_to_end(tmp_path, opensearch_url) -> None:
 
         # the search index holds the same documents
         for t in threads:
-            t.join(120)
+            t.join(600)
         client = OpenSearch(opensearch_url)
         docs = {h["_id"]: h["_source"] for h in helpers.scan(client, index="email-state-e2e")}
         assert docs == got

@@ -229,7 +229,11 @@ def udaf(
 ):
     """Declare an aggregate as a class with ``initialize() -> state``, ``aggregate(state, *values)
     -> state``, ``merge(a, b) -> state``, ``map(state) -> result`` (or ``result``) and optionally
-    ``undo(state, *values) -> state``. Argument types come from ``aggregate``'s hints after the
+    ``undo(state, *values) -> state``, and optionally the batch form ``aggregate_many(state,
+    *columns) -> state``: each column is the list of one argument's values for a run of rows
+    (in row order, NULLs included), and the result must equal folding ``aggregate`` over the
+    rows; the SQL layer then calls it once per key and batch (if it raises, the rows are
+    folded one by one instead). Argument types come from ``aggregate``'s hints after the
     state; the result type from ``map``'s return hint or ``returns=``. The state must be
     msgpack-serializable. The constructor may take ``literal_args`` (constant parameters)."""
 
@@ -273,6 +277,7 @@ class _UdafAdapter:
         self.merge = getattr(inst, "merge", None) or (lambda a, b: a)
         self.result = getattr(inst, "map", None) or getattr(inst, "result")
         self.undo = getattr(inst, "undo", None)
+        self.aggregate_many = getattr(inst, "aggregate_many", None)
 
 
 def udtf(

@@ -141,6 +141,10 @@ class ResolvedAggregate:
     param_types: list[Any]
     #: the SQL type of the stored state (informational; state is msgpack-serializable)
     state_type: SqlType | None = None
+    #: optional batch form ``aggregate_many(state, *columns) -> state``: each column is the list
+    #: of one argument's values for a run of rows (in order, NULLs included); the result must be
+    #: that of calling ``aggregate`` once per row. None: callers fold with ``aggregate``.
+    aggregate_many: Callable[..., Any] | None = None
 
     @property
     def supports_undo(self) -> bool:
@@ -258,7 +262,8 @@ class FunctionRegistry:
 
     def register_aggregate(self, name: str, *overloads: Overload, description: str = "", author: str = "", version: str = "", category: str = "", path: str = "", replace: bool = False) -> FunctionInfo:
         """Add aggregate overloads; each ``impl`` is a factory ``(arg_types, literal_args) -> object``
-        with initialize/aggregate/merge/result and optionally undo."""
+        with initialize/aggregate/merge/result and optionally undo and the batch form
+        ``aggregate_many(state, *columns)`` (see ``ResolvedAggregate.aggregate_many``)."""
         return self._register(self._aggs, "AGGREGATE", name, overloads, description=description, author=author, version=version, category=category, path=path, replace=replace)
 
     def register_table(self, name: str, *overloads: Overload, description: str = "", author: str = "", version: str = "", category: str = "", path: str = "", replace: bool = False) -> FunctionInfo:
@@ -372,6 +377,7 @@ class FunctionRegistry:
         casts = [i for i, c in enumerate(m.casts) if c]
         agg = impl.aggregate
         undo = getattr(impl, "undo", None)
+        many = getattr(impl, "aggregate_many", None)
         if casts:
             targets = m.param_types
 
@@ -382,9 +388,13 @@ class FunctionRegistry:
             agg = lambda state, *vals: raw_agg(state, *_co(vals))  # noqa: E731
             if raw_undo is not None:
                 undo = lambda state, *vals: raw_undo(state, *_co(vals))  # noqa: E731
+            if many is not None:
+                raw_many = many
+                many = lambda state, *cols: raw_many(state, *[  # noqa: E731
+                    [coerce_value(v, targets[i]) for v in c] if i in casts else c for i, c in enumerate(cols)])
         return ResolvedAggregate(
             info.name, rt, impl.initialize, agg, impl.merge, impl.result, undo, m.param_types,
-            getattr(impl, "state_type", None),
+            getattr(impl, "state_type", None), many,
         )
 
     def resolve_table(self, name: str, arg_types: list[ArgType]) -> ResolvedTable:

@@ -166,6 +166,8 @@ class SqlAggregator(Aggregator):
         self.column_aggs = column_aggs or aggs
         self._counts = [_is_count_star(r, ns) for r, ns in zip(self.column_aggs, names)]
         self._int_sums = [_is_int_sum(r) for r in self.column_aggs]
+        #: the batch forms (``aggregate_many``) where the aggregate has one
+        self._many = [getattr(r, "aggregate_many", None) for r in self.column_aggs]
 
     def initial(self) -> list:
         return [r.initialize() for r in self.aggs]
@@ -211,7 +213,6 @@ class SqlAggregator(Aggregator):
                 agg = self.add(agg, None, v)
             return agg
         out = list(agg)
-        onerr = self.onerr
         for j, r in enumerate(self.column_aggs):
             s = out[j]
             cj = cols[j]
@@ -220,23 +221,36 @@ class SqlAggregator(Aggregator):
             elif self._int_sums[j] and len(cj) == 1:
                 c = cj[0]
                 s = s + sum([c[i] for i in idx if c[i] is not None])
+            elif self._many[j] is not None:
+                # the aggregate's batch form over the key's column slices; if it fails, the
+                # per-value fold below reports (and skips) the failing values as usual
+                try:
+                    s = self._many[j](s, *[[c[i] for i in idx] for c in cj])
+                except Exception:  # noqa: BLE001
+                    s = self._fold(r, s, cj, idx)
             else:
-                f = r.aggregate
-                if len(cj) == 1:
-                    c = cj[0]
-                    for i in idx:
-                        try:
-                            s = f(s, c[i])
-                        except Exception as ex:  # noqa: BLE001
-                            onerr(f"aggregate {r.name} failed: {ex}")
-                else:
-                    for i in idx:
-                        try:
-                            s = f(s, *[c[i] for c in cj])
-                        except Exception as ex:  # noqa: BLE001
-                            onerr(f"aggregate {r.name} failed: {ex}")
+                s = self._fold(r, s, cj, idx)
             out[j] = s
         return out
+
+    def _fold(self, r: Any, s: Any, cj: list[list[Any]], idx: list[int]) -> Any:
+        """Fold the rows ``idx`` of the argument columns ``cj`` into ``s`` one value at a time."""
+        onerr = self.onerr
+        f = r.aggregate
+        if len(cj) == 1:
+            c = cj[0]
+            for i in idx:
+                try:
+                    s = f(s, c[i])
+                except Exception as ex:  # noqa: BLE001
+                    onerr(f"aggregate {r.name} failed: {ex}")
+        else:
+            for i in idx:
+                try:
+                    s = f(s, *[c[i] for c in cj])
+                except Exception as ex:  # noqa: BLE001
+                    onerr(f"aggregate {r.name} failed: {ex}")
+        return s
 
 
 def _impl(r: Any) -> Any:

@@ -81,6 +81,10 @@ class Count(_Agg):
     def undo(self, s: int, *v: Any) -> int:
         return s - 1 if (not v or v[0] is not None) else s
 
+    def aggregate_many(self, s: int, col: list, *_: list) -> int:
+        """Batch form (COUNT(col)): the non-NULL values."""
+        return s + len(col) - col.count(None)
+
     def merge(self, a: int, b: int) -> int:
         return a + b
 
@@ -148,6 +152,16 @@ class Sum(_Agg):
     def undo(self, s: Any, v: Any) -> Any:
         return self._add(s, v, -1)
 
+    def aggregate_many(self, s: Any, col: list) -> Any:
+        """Batch form: the same left-to-right additions (floats and DECIMAL round per step)."""
+        vals = [v for v in col if v is not None]
+        if not vals:
+            return s
+        acc = dec(s) if self.kind == "DECIMAL" else s
+        for v in vals:
+            acc = acc + v
+        return enc(acc) if self.kind == "DECIMAL" else acc
+
     def merge(self, a: Any, b: Any) -> Any:
         return enc(dec(a) + dec(b)) if self.kind == "DECIMAL" else a + b
 
@@ -184,6 +198,16 @@ class MinMax(_Agg):
         if s is None:
             return enc(v)
         return enc(type(self).pick(dec(s), v))
+
+    def aggregate_many(self, s: Any, col: list) -> Any:
+        """Batch form: ``min``/``max`` over the state and the values keeps the first of equal
+        values, as the pairwise fold does."""
+        vals = [v for v in col if v is not None]
+        if not vals:
+            return s
+        if s is not None:
+            vals.insert(0, dec(s))
+        return enc(type(self).pick(vals))
 
     def merge(self, a: Any, b: Any) -> Any:
         if a is None or b is None:
@@ -231,6 +255,20 @@ class ByOffset(_Agg):
         s = s + [[next(_SEQ), enc(v)]]
         return s[-keep:] if self.latest else s[:keep]
 
+    def aggregate_many(self, s: list, col: list, *_: list) -> list:
+        """Batch form: only the kept values are encoded; offsets are drawn as the fold would."""
+        vals = [v for v in col if v is not None] if self.ignore_nulls else col
+        keep = self.n or 1
+        if self.latest:
+            seqs = list(itertools.islice(_SEQ, len(vals)))[-keep:]
+            tail = vals[-keep:]
+            return (s + [[q, enc(v)] for q, v in zip(seqs, tail)])[-keep:]
+        need = keep - len(s)
+        if need <= 0 or not vals:
+            return s
+        tail = vals[:need]
+        return s + [[next(_SEQ), enc(v)] for v in tail]
+
     def merge(self, a: list, b: list) -> list:
         both = sorted(a + b, key=lambda e: e[0])
         keep = self.n or 1
@@ -260,6 +298,11 @@ class CollectList(_Agg):
     def aggregate(self, s: list, v: Any) -> list:
         return s + [enc(v)] if len(s) < self.limit else s
 
+    def aggregate_many(self, s: list, col: list) -> list:
+        """Batch form: appends up to the limit."""
+        room = self.limit - len(s)
+        return s + [enc(v) for v in col[:room]] if room > 0 else s
+
     def undo(self, s: list, v: Any) -> list:
         e = _hkey(enc(v))
         for i, x in enumerate(s):
@@ -275,6 +318,8 @@ class CollectList(_Agg):
 
 
 class CollectSet(CollectList):
+    aggregate_many = None  # type: ignore[assignment]  # dedup: the per-value fold
+
     def aggregate(self, s: list, v: Any) -> list:
         e = enc(v)
         if any(_hkey(x) == _hkey(e) for x in s) or len(s) >= self.limit:

@@ -126,6 +126,26 @@ class ApproxPercentile(_Agg):
     def aggregate(self, s: list, v: Any, *_: Any) -> list:
         return self._update(s, v, 1)
 
+    def aggregate_many(self, s: list, col: list, *_: list) -> list:
+        """Batch form: the same buckets (same ``math`` calls) counted into one copy of each map,
+        keys in first-seen order as the fold inserts them."""
+        zeros, pos, neg = s[0], dict(s[1]), dict(s[2])
+        log, ceil, lg, isnan = math.log, math.ceil, self.log_gamma, math.isnan
+        for v in col:
+            if v is None:
+                continue
+            x = float(v)
+            if isnan(x):
+                continue
+            ax = abs(x)
+            if ax < _MIN_ABS:
+                zeros += 1
+                continue
+            i = ceil(log(ax) / lg)
+            m = pos if x > 0 else neg
+            m[i] = m.get(i, 0) + 1
+        return [zeros, pos, neg]
+
     def undo(self, s: list, v: Any, *_: Any) -> list:
         return self._update(s, v, -1)
 

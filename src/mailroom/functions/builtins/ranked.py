@@ -60,6 +60,18 @@ class MaxBy(_Agg):
             return [_enc(by), _enc(value)]
         return s
 
+    def aggregate_many(self, s: Any, values: list, bys: list, *_: list) -> Any:
+        """Batch form: the same comparisons, decoding the state and encoding the winner once."""
+        ignore, greatest = self.ignore_nulls, self.greatest
+        best = None if s is None else _dec(s[0])
+        win = None
+        for value, by in zip(values, bys):
+            if by is None or (value is None and ignore):
+                continue
+            if (s is None and win is None) or (by >= best if greatest else by <= best):
+                best, win = by, (value,)
+        return s if win is None else [_enc(best), _enc(win[0])]
+
     def merge(self, a: Any, b: Any) -> Any:
         if a is None or b is None:
             return a if b is None else b

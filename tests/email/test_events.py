@@ -43,3 +43,19 @@ def test_sql_columns_cover_every_field_with_message_id_as_key() -> None:
     assert set(cols) == set(EmailEvent.__struct_fields__)
     sql = create_stream_sql("ev", "topic-x", 2)
     assert sql.startswith("CREATE STREAM ev (") and "kafka_topic='topic-x'" in sql and "partitions=2" in sql
+
+
+def test_avro_schema_round_trips_every_simulated_event() -> None:
+    import fastavro
+
+    from mailroom.email import events as ev
+    from mailroom.email.simulator import simulate
+
+    schema = ev.avro_schema()
+    fastavro.parse_schema(schema)  # a valid Avro schema
+    assert [f["name"] for f in schema["fields"]] == list(ev.EmailEvent.__struct_fields__)
+    assert {f["name"] for f in schema["fields"] if not isinstance(f["type"], list)} == {"type", "ts", "message_id"}
+    sample = [ev.from_dict(d) for batch in simulate(messages=300, seed=9) for d in batch]
+    sample.append(ev.EmailEvent(type="clicked", ts=1, message_id="m", tls=True, url="https://x/y", attempt=3))
+    for e in sample:
+        assert ev.decode_avro(ev.encode_avro(e)) == e

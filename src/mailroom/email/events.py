@@ -4,7 +4,8 @@ Every ingest path (Postfix, Exim, PowerMTA, webhooks, the simulator) maps its in
 :class:`EmailEvent`; the SQL pipelines read it as JSON records of the ``email-events`` topic,
 keyed by ``message_id`` (so one message's events stay in order in one partition).
 
-Fields (JSON names; all but ``type``, ``ts`` and ``message_id`` may be null/absent):
+Fields (JSON names; all but ``type``, ``ts`` and ``message_id`` may be null/absent; the same
+events as Avro: :func:`avro_schema`, :func:`encode_avro`, :func:`decode_avro`):
 
 ==================  ===========================================================================
 ``type``            one of :data:`EVENT_TYPES` (lifecycle: injected, accepted, queued, attempt,
@@ -165,3 +166,59 @@ def create_stream_sql(name: str = "email_events", topic: str = "email-events", p
     cols = ",\n  ".join(f"{n} {t}" for n, t in sql_columns())
     return (f"CREATE STREAM {name} (\n  {cols}\n) WITH (kafka_topic='{topic}', value_format='JSON', "
             f"partitions={partitions}, timestamp='ts');")
+
+
+_AVRO_TYPES = {int: "long", str: "string", bool: "boolean"}
+
+
+def avro_schema() -> dict[str, Any]:
+    """The Avro schema of an event (record ``mailroom.email.EmailEvent``): ``type``, ``ts``
+    (timestamp-millis) and ``message_id`` required, every other field an optional union with
+    null, in schema order, so the same events can travel as Avro (e.g. ``value_format='AVRO'``)."""
+    fields: list[dict[str, Any]] = []
+    for f, t in zip(EmailEvent.__struct_fields__, _field_types()):
+        avro: Any = _AVRO_TYPES[t]
+        if f == "ts":
+            avro = {"type": "long", "logicalType": "timestamp-millis"}
+        if f in ("type", "ts", "message_id"):
+            fields.append({"name": f, "type": avro})
+        else:
+            fields.append({"name": f, "type": ["null", avro], "default": None})
+    return {"type": "record", "name": "EmailEvent", "namespace": "mailroom.email", "fields": fields,
+            "doc": "One event of one email message (for one recipient): see mailroom.email.events."}
+
+
+def encode_avro(event: EmailEvent) -> bytes:
+    """Schemaless Avro bytes of an event (the schema is :func:`avro_schema`)."""
+    import io
+
+    import fastavro
+
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, _parsed_avro(), {f: getattr(event, f) for f in EmailEvent.__struct_fields__})
+    return buf.getvalue()
+
+
+def decode_avro(data: bytes) -> EmailEvent:
+    """An event from schemaless Avro bytes written with :func:`avro_schema`."""
+    import io
+
+    import fastavro
+
+    rec = fastavro.schemaless_reader(io.BytesIO(data), _parsed_avro())
+    ts = rec["ts"]
+    if not isinstance(ts, int):  # timestamp-millis comes back as a datetime
+        rec["ts"] = int(ts.timestamp() * 1000)
+    return msgspec.convert({k: v for k, v in rec.items() if v is not None}, EmailEvent)
+
+
+_AVRO_PARSED: Any = None
+
+
+def _parsed_avro() -> Any:
+    global _AVRO_PARSED
+    if _AVRO_PARSED is None:
+        import fastavro
+
+        _AVRO_PARSED = fastavro.parse_schema(avro_schema())
+    return _AVRO_PARSED

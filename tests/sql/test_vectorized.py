@@ -70,7 +70,7 @@ SUPPORTED = [
     "CAST(NULL AS STRING)", "COALESCE(S, T)", "COALESCE(S, T, 'none')", "IFNULL(I, J)", "COALESCE(B, C, 0)",
     "LEN(S) + 1", "UCASE(S)", "LCASE(T)", "SUBSTRING(S, 2)", "SUBSTRING(S, 2, 1)", "CONCAT(S, T)", "ABS(I)",
     "ABS(D)", "ROUND(D)", "TRIM(S)",
-    "UPPER_PY(S)", "CASE WHEN S IS NOT NULL THEN UPPER_PY(S) END", "F AND FAILS(S)", "COALESCE(S, UPPER_PY(T))",
+    "UPPER_PY(S)", "CASE WHEN S IS NOT NULL THEN UPPER_PY(S) END", "UPPER_VEC(S)", "CONCAT(UPPER_VEC(S), T)", "F AND FAILS(S)", "COALESCE(S, UPPER_PY(T))",
 ]
 
 #: the row path returns a value outside the column's type here (ABS(-2^31) as an INT, ROUND of 1e308
@@ -80,10 +80,23 @@ FALLBACK = {"ABS(I)", "ROUND(D)"}
 ROW_ONLY = ["D % E", "B / C", "-I", "CAST(S AS INT)", "CAST(D AS BIGINT)", "D = B", "ARRAY[I, J]", "S->X"]
 
 
+VEC_CALLS: list[int] = []
+
+
+def _upper_vec(arr):
+    import pyarrow.compute as pc
+
+    VEC_CALLS.append(len(arr))
+    return pc.utf8_upper(arr)
+
+
 def _registry():
     reg = builtin_registry()
     reg.register_scalar("UPPER_PY", Overload([SqlType.STRING], SqlType.STRING, lambda s: s.upper()))
     reg.register_scalar("SUM_LIKE", Overload([SqlType.INT], SqlType.INT, lambda v: v * 2))
+    # a vectorized UDF (as @udf(vectorized=True) makes it): whole Arrow columns in and out
+    reg.register_scalar("UPPER_VEC", Overload([SqlType.STRING], SqlType.STRING, lambda s: s.upper(),
+                                              vectorized=_upper_vec))
 
     def fails(s):
         if s == "abc":
@@ -178,3 +191,10 @@ def test_columnar_source_decode_matches_ksqldb_rules() -> None:
     rows, bad = serde.decode([b'{"type": 5, "n": "7"}', b'not json', None])
     assert rows[0] == {"TYPE": "5", "N": 7, "D": None} and rows[2] is None
     assert [i for i, _ in bad] == [1] and "invalid JSON" in bad[0][1]
+
+
+def test_vectorized_udf_is_called_once_per_batch() -> None:
+    VEC_CALLS.clear()
+    expected, got, _, _ = _both("UPPER_VEC(S)")
+    assert got == expected
+    assert VEC_CALLS == [len(ROWS)]  # one call over the whole column, not one per row

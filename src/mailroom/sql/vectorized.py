@@ -312,7 +312,30 @@ class VectorCompiler:
         native = _native(name, args, params, rt)
         if native is not None:
             return VExpr(native, rt)
-        return VExpr(self._per_value(name, resolved.fn, args, dt, guard), rt)
+        row_form = self._per_value(name, resolved.fn, args, dt, guard)
+        vec = getattr(resolved, "vectorized", None)
+        if vec is not None and guard is None and [a.type for a in args] == list(params):
+            # a vectorized UDF (@udf(vectorized=True)): once per batch over whole Arrow columns;
+            # if it raises, the operator runs the batch on the row path, so errors are reported row
+            # by row as before
+            return VExpr(self._whole_column(vec, args, dt), rt)
+        return VExpr(row_form, rt)
+
+    def _whole_column(self, vec: Callable[..., Any], args: list[VExpr], dt: pl.DataType) -> pl.Expr:
+        """A vectorized function over its arguments' columns (pyarrow arrays in, an array or
+        Series out)."""
+        n = len(args)
+
+        def run(s: pl.Series) -> pl.Series:
+            frame = s.struct.unnest()
+            out = vec(*(frame.to_series(i).to_arrow() for i in range(n)))
+            series = out if isinstance(out, pl.Series) else pl.Series(s.name, out)
+            if len(series) != len(s):
+                raise ValueError(f"a vectorized function returned {len(series)} values for {len(s)} rows")
+            return series.cast(dt).alias(s.name)
+
+        fields = [a.expr.alias(f"a{i}") for i, a in enumerate(args)]
+        return pl.struct(fields).map_batches(run, return_dtype=dt)
 
     def _per_value(self, name: str, call: Callable[..., Any], args: list[VExpr], dt: pl.DataType,
                    guard: pl.Expr | None) -> pl.Expr:

@@ -4,7 +4,6 @@ in a real terminal (tmux): a push query streams, Ctrl-C stops it, the shell stil
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -59,7 +58,6 @@ def test_unreachable_server_says_what_to_do(tmp_path) -> None:
     assert r.returncode == 2 and "mailroom server" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by scripts/deps/10-tmux.sh (make test)")
 def test_interactive_shell_in_a_terminal(server, tmp_path) -> None:
     session = f"mailroom-sql-{free_port()}"
     tmux = ["tmux", "-L", session]

@@ -13,9 +13,6 @@ Needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/deps/40-chromium.sh).
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +25,8 @@ from mailroom.email.pipelines import all_sql
 from mailroom.email.simulator import SimConfig, simulate
 from mailroom.log import open_log
 from mailroom.server import KsqlServer, create_app
+
+from ..server.realserver import running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "bench" / "results" / "dashboard.png"
@@ -75,12 +74,6 @@ CREATE STREAM STUCK_MAIL (MESSAGE_ID STRING KEY, STATE STRING, RECIPIENT STRING,
 ENGAGEMENT = {"opened", "clicked", "complained", "unsubscribed"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _events() -> list[dict]:
     """~1000 simulated events, 1 message per second of event time (so many 1-minute windows)."""
     evs = [e for batch in simulate(messages=400, seed=11, config=SimConfig(rate_per_s=1.0)) for e in batch]
@@ -100,31 +93,8 @@ def _produce(log_url: str, events: list[dict]) -> None:
 
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
-    log_url = f"embedded:{tmp_path / 'log'}"
-    out = open(tmp_path / "server.out", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mailroom.cli", "server", "--log", log_url,
-                             "--state-dir", str(tmp_path / "state"), "--port", str(port)],
-                            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthcheck", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"server did not start: {(tmp_path / 'server.out').read_text()}")
-        time.sleep(0.2)
-    yield base, log_url
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    out.close()
+    with running_server(tmp_path, extensions=True) as (base, _proc):
+        yield base, f"embedded:{tmp_path / 'log'}"
 
 
 @pytest.fixture

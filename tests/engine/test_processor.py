@@ -60,8 +60,8 @@ def test_stream_time_timer_alerts_on_stuck_messages_only() -> None:
     assert [o.key for o in d.read_output("alerts")] == ["m3"]  # m1 alerted once only
 
 
-def test_stream_time_timer_fires_once_when_time_jumps() -> None:
-    fired = []
+def ticker(fired: list[int]) -> TestDriver:
+    """A driver over a processor whose stream-time timer (every 1000 ms) notes when it fired."""
 
     class Ticker(Processor):
         def init(self, ctx) -> None:
@@ -70,7 +70,12 @@ def test_stream_time_timer_fires_once_when_time_jumps() -> None:
 
     top = Topology()
     top.stream("in").process(Ticker).to("out")
-    d = TestDriver(top)
+    return TestDriver(top)
+
+
+def test_stream_time_timer_fires_once_when_time_jumps() -> None:
+    fired: list[int] = []
+    d = ticker(fired)
     # as in Kafka Streams, the first record processed triggers the first punctuation (its batch
     # may span many intervals: waiting for the next boundary could wait for records never coming)
     d.pipe_input("in", "k", {"x": 1}, timestamp=500)
@@ -86,16 +91,8 @@ def test_stream_time_timer_fires_once_when_time_jumps() -> None:
 
 
 def test_a_batch_spanning_intervals_is_punctuated_though_no_record_follows() -> None:
-    fired = []
-
-    class Ticker(Processor):
-        def init(self, ctx) -> None:
-            super().init(ctx)
-            self.schedule(1000, fired.append)
-
-    top = Topology()
-    top.stream("in").process(Ticker).to("out")
-    d = TestDriver(top)
+    fired: list[int] = []
+    d = ticker(fired)
     d.pipe_batch("in", [("k", {"x": i}, i * 100) for i in range(100)])  # 0 .. 9.9 s in one batch
     assert fired == [9900]
 

@@ -25,12 +25,14 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(tmp_path: Path, *args: str, verify: ssl.SSLContext | bool = True,
-                   scheme: str = "http") -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start ``mailroom server`` with ``args`` on an embedded log in ``tmp_path``; yields (base
-    URL, process) once /healthcheck answers; stops it (SIGTERM) at the end."""
+                   scheme: str = "http", extensions: bool = False) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``mailroom server`` with ``args`` on an embedded log in ``tmp_path`` (with the
+    installed server extensions, e.g. the dashboard, if ``extensions``); yields (base URL,
+    process) once /healthcheck answers; stops it (SIGTERM) at the end."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mailroom.cli", "server", "--log", f"embedded:{tmp_path / 'log'}",
-                             "--state-dir", str(tmp_path / "state"), "--port", str(port), "--no-extensions", *args],
+                             "--state-dir", str(tmp_path / "state"), "--port", str(port),
+                             "--extensions" if extensions else "--no-extensions", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     base = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

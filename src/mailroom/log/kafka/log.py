@@ -59,14 +59,19 @@ class KafkaLog(Log):
 
     def _wait_for(self, name: str, partitions: int) -> TopicSpec:
         """Metadata reaches every broker a moment after creation: wait until all partitions
-        have leaders, so the first produce or assign finds them."""
+        have leaders and the configs can be described, so the first produce or assign finds them."""
         deadline = time.monotonic() + self.timeout * 3
         while True:
             md = self._metadata(name).topics.get(name)
             if md is not None and md.error is None and md.partitions and all(
                 p.leader >= 0 for p in md.partitions.values()
             ):
-                return self.describe_topic(name)
+                try:
+                    return self.describe_topic(name)
+                except UnknownTopicError:
+                    # the broker answering describe_configs may not know the topic yet
+                    # (a cluster learns it broker by broker): ask again
+                    pass
             if time.monotonic() > deadline:
                 raise LogError(f"topic '{name}' was created but its partitions have no leader yet: is the cluster healthy?")
             time.sleep(0.05)

@@ -25,6 +25,8 @@ import decimal
 import math
 from typing import Any
 
+import numpy as np
+
 from mailroom.formats.types import SqlType
 
 from ..registry import FunctionError, FunctionRegistry, Overload
@@ -32,6 +34,9 @@ from .aggregates import _Agg
 
 #: |x| below this counts as zero in the sketch (log buckets cannot hold 0)
 _MIN_ABS = 1e-9
+#: runs shorter than this are folded value by value (numpy's fixed cost is not worth it)
+_VECTOR_MIN = 16
+_NAN = float("nan")
 
 
 def _fraction(literals: tuple, name: str) -> float:
@@ -41,6 +46,17 @@ def _fraction(literals: tuple, name: str) -> float:
     if not 0.0 <= p <= 1.0:
         raise FunctionError(f"{name}: the percentage must be between 0 and 1, got {p}")
     return p
+
+
+def _count_into(counts: dict, keys: np.ndarray) -> dict:
+    """A copy of ``counts`` plus one per key, new keys added in order of first appearance."""
+    out = dict(counts)
+    if len(keys):
+        uniq, first, n = np.unique(keys, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        for k, c in zip(uniq[order].tolist(), n[order].tolist()):
+            out[k] = out.get(k, 0) + c
+    return out
 
 
 def _bump(counts: dict, k: Any, d: int) -> dict:
@@ -127,8 +143,32 @@ class ApproxPercentile(_Agg):
         return self._update(s, v, 1)
 
     def aggregate_many(self, s: list, col: list, *_: list) -> list:
-        """Batch form: the same buckets (same ``math`` calls) counted into one copy of each map,
-        keys in first-seen order as the fold inserts them."""
+        """Batch form: the same buckets counted into one copy of each map, keys in first-seen
+        order as the per-value fold inserts them (the stored state is byte-identical).
+
+        Bucket indexes come from numpy's log over the whole run; the rare values whose
+        ``log(|x|) / log(gamma)`` lies within 1e-6 of an integer (where numpy's log and
+        ``math.log`` could round to different buckets) are recomputed with ``math``."""
+        if len(col) < _VECTOR_MIN:
+            return self._fold(s, col)
+        x = np.fromiter((_NAN if v is None else float(v) for v in col), np.float64, len(col))
+        x = x[~np.isnan(x)]
+        if not np.isfinite(x).all():
+            return self._fold(s, col)  # infinities: the per-value path says what happens
+        ax = np.abs(x)
+        small = ax < _MIN_ABS
+        x, ax = x[~small], ax[~small]
+        with np.errstate(all="ignore"):
+            r = np.log(ax) / self.log_gamma
+        idx = np.ceil(r)
+        near = np.flatnonzero(np.abs(r - np.rint(r)) < 1e-6)
+        for k in near.tolist():
+            idx[k] = math.ceil(math.log(float(ax[k])) / self.log_gamma)
+        idx = idx.astype(np.int64)
+        positive = x > 0
+        return [s[0] + int(small.sum()), _count_into(s[1], idx[positive]), _count_into(s[2], idx[~positive])]
+
+    def _fold(self, s: list, col: list) -> list:
         zeros, pos, neg = s[0], dict(s[1]), dict(s[2])
         log, ceil, lg, isnan = math.log, math.ceil, self.log_gamma, math.isnan
         for v in col:

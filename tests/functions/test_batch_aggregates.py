@@ -163,10 +163,10 @@ def test_sql_aggregator_uses_a_user_batch_form_and_falls_back_to_the_fold():
         assert agg.aggregate_many is not None
         errors: list[str] = []
         sql = SqlAggregator([agg], [["a"]], errors.append)
-        col = [3, 4, -1, 5]
-        out = sql.merge(sql.initial(), ([[col]], [0, 1, 3]))
+        col = [3, 4, 5, 3, -1, 5]  # a key's argument run is col[lo:hi]
+        out = sql.merge(sql.initial(), ([[col]], 0, 3))
         assert out == [12] and errors == []
         # a failing value: the batch form raises, the fold skips that value and reports it
-        out = sql.merge(out, ([[col]], [0, 2, 3]))
+        out = sql.merge(out, ([[col]], 3, 6))
         assert out == [20]
         assert len(errors) == 1 and "SUM_POS" in errors[0] and "negative" in errors[0]

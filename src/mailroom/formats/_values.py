@@ -244,23 +244,55 @@ def _struct(v: Any, t: SqlType, path: str) -> dict[str, Any]:
     return coerce_fields(v, t.fields, path)
 
 
+#: per column tuple: (the tuple itself, its names, (name, type, coercer) per column); cached by
+#: identity (schemas hold their columns in tuples for life), bounded so transient ones cannot pile up
+_PLANS: dict[int, tuple[Any, frozenset[str], tuple[tuple[str, SqlType, Any], ...]]] = {}
+
+
+def _plan(columns: Any) -> tuple[Any, frozenset[str], tuple[tuple[str, SqlType, Any], ...]]:
+    p = _PLANS.get(id(columns))
+    if p is None or p[0] is not columns:
+        if len(_PLANS) >= 1024:
+            _PLANS.clear()
+        cols = tuple((c.name, c.type, _COERCERS[c.type.base]) for c in columns)
+        p = (columns, frozenset(c[0] for c in cols), cols)
+        if isinstance(columns, tuple):
+            _PLANS[id(columns)] = p
+    return p
+
+
 def coerce_fields(obj: dict[str, Any], columns: Any, path: str = "") -> dict[str, Any]:
     """The fields of ``obj`` matched to ``columns`` the ksqlDB way: by exact name first, then by
     the upper-cased key (so JSON field ``name`` fills column ``NAME``). A field that is present
     but null does not hide a case variant with a value. Missing fields are None."""
+    _, names, cols = _plan(columns)
     out: dict[str, Any] = {}
+    # every field named exactly as a column (the usual case): no case variant to look for
+    exact = obj.keys() <= names
     upper: dict[str, Any] | None = None
-    for c in columns:
-        name = c.name
+    for name, t, fn in cols:
         raw = obj.get(name)
         if raw is None:
+            if exact:
+                out[name] = None
+                continue
             if upper is None:
                 upper = {}
                 for k, x in obj.items():
                     if x is not None and isinstance(k, str):
                         upper.setdefault(k.upper(), x)
             raw = upper.get(name.upper())
-        out[name] = coerce(raw, c.type, f"{path}.{name}" if path else name)
+            if raw is None:
+                out[name] = None
+                continue
+        # the common exact-type cases without a call (same results as the coercers)
+        tr = type(raw)
+        if tr is str and fn is _string or tr is float and fn is _double or tr is bool and fn is _boolean:
+            out[name] = raw
+        elif tr is int and fn is _integer and t.base == "BIGINT" and BIGINT_MIN <= raw <= BIGINT_MAX:
+            out[name] = raw
+        else:
+            out[name] = fn(raw, t, f"{path}.{name}" if path else name)
     return out
 
 

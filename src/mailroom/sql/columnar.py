@@ -192,6 +192,9 @@ class SqlAggregator(Aggregator):
         return out
 
     def partial(self, keys: list[Any], batch: Batch) -> dict[Any, Any]:
+        """The batch's records per key. Columnar: the argument columns reordered once so that
+        each key's records are one run ``[lo, hi)`` (in arrival order), so a key's arguments are
+        list slices, not per-key gathers; row path: the key's row values."""
         groups: dict[Any, list[int]] = {}
         for i, k in enumerate(keys):
             g = groups.get(k)
@@ -201,53 +204,64 @@ class SqlAggregator(Aggregator):
                 g.append(i)
         if batch.columnar:
             df: pl.DataFrame = batch.values  # type: ignore[assignment]
-            cols: Any = [[df[c].to_list() for c in ns] for ns in self.names]
-            return {k: (cols, idx) for k, idx in groups.items()}
+            needed = list(dict.fromkeys(c for ns in self.names for c in ns))
+            if len(groups) == len(keys):
+                grouped = df.select(needed)  # every key once: already one run per key
+            else:
+                grouped = df.select(needed)[[i for idx in groups.values() for i in idx]]
+            lists = {c: grouped[c].to_list() for c in needed}
+            cols: Any = [[lists[c] for c in ns] for ns in self.names]
+            out: dict[Any, Any] = {}
+            lo = 0
+            for k, idx in groups.items():
+                hi = lo + len(idx)
+                out[k] = (cols, lo, hi)
+                lo = hi
+            return out
         rows = batch.values
         return {k: (None, [rows[i] for i in idx]) for k, idx in groups.items()}
 
     def merge(self, agg: Any, partial: Any) -> Any:
-        cols, idx = partial
-        if cols is None:  # row values (lists) of the key's records
-            for v in idx:
+        if partial[0] is None:  # row values (lists) of the key's records
+            for v in partial[1]:
                 agg = self.add(agg, None, v)
             return agg
+        cols, lo, hi = partial
         out = list(agg)
         for j, r in enumerate(self.column_aggs):
             s = out[j]
-            cj = cols[j]
             if self._counts[j]:
-                s = s + len(idx)
-            elif self._int_sums[j] and len(cj) == 1:
-                c = cj[0]
-                s = s + sum([c[i] for i in idx if c[i] is not None])
+                out[j] = s + (hi - lo)
+                continue
+            args = [c[lo:hi] for c in cols[j]]
+            if self._int_sums[j] and len(args) == 1:
+                s = s + sum([x for x in args[0] if x is not None])
             elif self._many[j] is not None:
-                # the aggregate's batch form over the key's column slices; if it fails, the
+                # the aggregate's batch form over the key's argument runs; if it fails, the
                 # per-value fold below reports (and skips) the failing values as usual
                 try:
-                    s = self._many[j](s, *[[c[i] for i in idx] for c in cj])
+                    s = self._many[j](s, *args)
                 except Exception:  # noqa: BLE001
-                    s = self._fold(r, s, cj, idx)
+                    s = self._fold(r, s, args)
             else:
-                s = self._fold(r, s, cj, idx)
+                s = self._fold(r, s, args)
             out[j] = s
         return out
 
-    def _fold(self, r: Any, s: Any, cj: list[list[Any]], idx: list[int]) -> Any:
-        """Fold the rows ``idx`` of the argument columns ``cj`` into ``s`` one value at a time."""
+    def _fold(self, r: Any, s: Any, args: list[list[Any]]) -> Any:
+        """Fold the argument runs ``args`` (one list per argument) into ``s`` one value at a time."""
         onerr = self.onerr
         f = r.aggregate
-        if len(cj) == 1:
-            c = cj[0]
-            for i in idx:
+        if len(args) == 1:
+            for v in args[0]:
                 try:
-                    s = f(s, c[i])
+                    s = f(s, v)
                 except Exception as ex:  # noqa: BLE001
                     onerr(f"aggregate {r.name} failed: {ex}")
         else:
-            for i in idx:
+            for vals in zip(*args):
                 try:
-                    s = f(s, *[c[i] for c in cj])
+                    s = f(s, *vals)
                 except Exception as ex:  # noqa: BLE001
                     onerr(f"aggregate {r.name} failed: {ex}")
         return s

@@ -19,8 +19,14 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _SEQ = itertools.count(1)
 
 
+#: values msgpack holds as they are (checked by exact type first: the common case costs no call chain)
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
+
+
 def enc(v: Any) -> Any:
     """A value in msgpack-friendly form."""
+    if type(v) in _PLAIN:
+        return v
     if isinstance(v, decimal.Decimal):
         return {"$dec": str(v)}
     if isinstance(v, dt.datetime):
@@ -38,6 +44,8 @@ def enc(v: Any) -> Any:
 
 def dec(v: Any) -> Any:
     """Inverse of enc."""
+    if type(v) in _PLAIN:
+        return v
     if isinstance(v, dict):
         if len(v) == 1:
             (k, x), = v.items()

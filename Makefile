@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test bench-log bench-engine qtt system-deps clean help
+.PHONY: demo test bench-log bench-pull bench-engine qtt system-deps clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -26,6 +26,9 @@ test: $(STAMP) system-deps  ## set up and run the whole test suite (starts and s
 
 bench-log: $(STAMP) system-deps  ## log throughput: embedded and Kafka beside their raw limits
 	$(PY) bench/log_bench.py
+
+bench-pull: $(STAMP)  ## pull-query latency: a key lookup on 100k keys over HTTP (p50/p99) beside the HTTP floor
+	$(PY) bench/pull_bench.py $(BENCH_ARGS)
 
 bench-engine: $(STAMP) system-deps  ## engine end to end (3 workloads) on both logs beside Kafka Streams, Quix Streams, Faust
 	$(PY) bench/engine_bench.py $(BENCH_ARGS)

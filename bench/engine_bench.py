@@ -16,7 +16,8 @@ topic), at-least-once, commit every second:
 
 - count:  events per recipient domain (re-keyed through a repartition topic)
 - window: per domain, 1-minute tumbling window counts of delivered/deferred/bounced (by event time)
-- latest: the latest event per message id (a table of 1M keys)
+- latest: the latest event per message id (a table of 1M keys; ``reduce(lambda old, new: new)``
+  as the peers do; ``--workloads latest-batched`` runs mailroom's built-in ``latest()`` instead)
 
 Systems: mailroom on the embedded log and on Kafka (1 process; and 2 processes with the same
 application id), and through the same Kafka broker and input topic: Kafka Streams 4.1.1 (Java,
@@ -24,7 +25,8 @@ bench/peers/kafka-streams, built with Maven), Quix Streams and Faust (faust-stre
 venv of their own (.cache/bench-venv) so the project's stays clean. Each run is a fresh
 application id, started as a process; the harness watches the group's committed offsets (input
 and repartition topics) and stops the run (SIGTERM) once they reach the topics' ends. records/s =
-events / (launch to done): start-up (JVM, group join) is included. The RSS peak is the process's
+events / (launch to done): start-up (JVM, group join) is included; for mailroom also
+"processing rec/s" = events / (its first records processed to done), without start-up. The RSS peak is the process's
 VmHWM, sampled every 0.25 s until it exits. The output topic is then read back and checked (count: final counts add up to the
 events; window: to the delivered/deferred/bounced events; latest: one key per message id, each
 with its last event).
@@ -227,12 +229,22 @@ def run_processes(cmds: list[tuple[list[str], dict]], watcher: Watcher, timeout:
         p.wait()
         out.close()
     rss = hwm
+    done_wall = time.time() - (time.perf_counter() - t0 - elapsed)  # wall time when the watcher said done
+    starts = []
+    for i in range(len(procs)):  # mailroom workers say when their first records came
+        for line in (logdir / f"proc-{i}.log").read_bytes().decode(errors="replace").splitlines():
+            if line.startswith("first-records-at "):
+                starts.append(float(line.split()[1]))
+                break
     if failed:
         tail = (logdir / "proc-0.log").read_bytes()[-1500:].decode(errors="replace")
         return {"error": f"{failed}: {tail.strip().splitlines()[-1] if tail.strip() else ''}", "log_tail": tail}
     return {"seconds": elapsed, "records_per_s": (consumed if partial else watcher.n) / elapsed, "partial": partial,
             "stalled": stalled,
             "consumed": consumed, "first_commit_s": first, "rss_peak_bytes": max(rss) if rss else None,
+            # from the first records processed to done: the rate without start-up (None for peers)
+            "processing_per_s": ((consumed if partial else watcher.n) / (done_wall - min(starts))
+                                 if starts and done_wall > min(starts) else None),
             "rss_peak_sum_bytes": sum(rss) if rss else None}
 
 
@@ -438,7 +450,8 @@ def main() -> None:
                         console.print(f"[red]failed: {r['error']}[/red]")
                     else:
                         mark = "" if "verified" not in r else (" ok" if r["verified"] else " [red]WRONG[/red]")
-                        console.print(f"{r['records_per_s']:,.0f} rec/s in {r['seconds']:.1f} s, "
+                        proc_s = f" ({r['processing_per_s']:,.0f} rec/s processing)" if r.get("processing_per_s") else ""
+                        console.print(f"{r['records_per_s']:,.0f} rec/s{proc_s} in {r['seconds']:.1f} s, "
                                       f"RSS {r['rss_peak_bytes'] / 2**20:,.0f} MiB"
                                       f"{' (partial)' if r['partial'] else ''}{mark}  {r.get('check', '')}")
                     prev = results[w].get(s)
@@ -458,6 +471,7 @@ def main() -> None:
     table.add_column("workload")
     table.add_column("system", no_wrap=True)
     table.add_column("records/s", justify="right")
+    table.add_column("processing rec/s", justify="right")
     table.add_column("seconds", justify="right")
     table.add_column("RSS peak MiB", justify="right")
     table.add_column("mailroom (same log) : this", justify="right")
@@ -468,13 +482,13 @@ def main() -> None:
             r = results[w].get(s)
             if s in skipped:
                 rows.append({"workload": w, "system": s, "not_run": skipped[s]})
-                table.add_row(w, s, f"not run: {skipped[s]}", "", "", "", "")
+                table.add_row(w, s, f"not run: {skipped[s]}", "", "", "", "", "")
                 continue
             if r is None:
                 continue
             if "error" in r:
                 rows.append({"workload": w, "system": s, "not_run": r["error"]})
-                table.add_row(w, s, f"failed: {r['error'][:60]}", "", "", "", "")
+                table.add_row(w, s, f"failed: {r['error'][:60]}", "", "", "", "", "")
                 continue
             ref = results[w].get("mailroom-embedded" if "embedded" in s else "mailroom-kafka")
             ratio = ref["records_per_s"] / r["records_per_s"] if ref and "error" not in ref else None
@@ -484,8 +498,10 @@ def main() -> None:
                 check_s = (f"stalled: no commit for {args.stall:.0f} s, input {r['consumed']:,}/{n:,} consumed" if r.get("stalled")
                            else f"cut at {args.timeout:.0f} s")
             rss_s = f"{r['rss_peak_bytes'] / 2**20:,.0f}" + (f" (2x, sum {r['rss_peak_sum_bytes'] / 2**20:,.0f})" if s.endswith("x2") else "")
-            table.add_row(w, s, rate, f"{r['seconds']:.1f}", rss_s, "" if ratio is None or s == "mailroom-kafka" or s == "mailroom-embedded" else f"{ratio:.2f}", check_s)
+            proc_rate = "" if not r.get("processing_per_s") else f"{r['processing_per_s']:,.0f}"
+            table.add_row(w, s, rate, proc_rate, f"{r['seconds']:.1f}", rss_s, "" if ratio is None or s == "mailroom-kafka" or s == "mailroom-embedded" else f"{ratio:.2f}", check_s)
             rows.append({"workload": w, "system": s, "records_per_s": round(r["records_per_s"]), "seconds": round(r["seconds"], 2),
+                         "processing_records_per_s": None if not r.get("processing_per_s") else round(r["processing_per_s"]),
                          "partial": r["partial"], "stalled": r.get("stalled", False), "first_commit_s": None if r["first_commit_s"] is None else round(r["first_commit_s"], 2),
                          "rss_peak_mib": round(r["rss_peak_bytes"] / 2**20, 1),
                          "rss_peak_sum_mib": round(r["rss_peak_sum_bytes"] / 2**20, 1),

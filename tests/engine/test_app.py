@@ -68,9 +68,12 @@ def read_final(log: Log, topic: str) -> dict[str, object]:
 class Worker:
     """An application process; ``processed`` follows its commits."""
 
-    def __init__(self, url: str, app_id: str, guarantee: str, state_dir: Path, workload: str) -> None:
+    def __init__(self, url: str, app_id: str, guarantee: str, state_dir: Path, workload: str,
+                 step_delay: float = 0.0) -> None:
+        # step_delay: slow it down (seconds per poll), for a kill that must land mid-stream
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.engine.app_worker", url, app_id, guarantee, str(state_dir), workload],
+            [sys.executable, "-m", "tests.engine.app_worker", url, app_id, guarantee, str(state_dir), workload,
+             str(step_delay)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.processed = 0
@@ -130,7 +133,7 @@ def test_exactly_once_count_survives_sigkill(log_url, log, app_id, tmp_path) -> 
     setup_topics(log, app_id)
     first, second = events(0, 20_000), events(20_000, 20_000)
     produce(log, f"{app_id}-in", first)
-    w = Worker(log_url, app_id, EXACTLY_ONCE, tmp_path / "state", "count")
+    w = Worker(log_url, app_id, EXACTLY_ONCE, tmp_path / "state", "count", step_delay=0.02)
     try:
         w.wait_processed(4_000)
         w.kill()
@@ -151,7 +154,7 @@ def test_at_least_once_latest_state_survives_sigkill(log_url, log, app_id, tmp_p
     setup_topics(log, app_id)
     first, second = events(0, 20_000), events(20_000, 20_000)
     produce(log, f"{app_id}-in", first)
-    w = Worker(log_url, app_id, AT_LEAST_ONCE, tmp_path / "state", "latest")
+    w = Worker(log_url, app_id, AT_LEAST_ONCE, tmp_path / "state", "latest", step_delay=0.02)
     try:
         w.wait_processed(4_000)
         w.kill()

@@ -82,3 +82,10 @@ def test_batch() -> None:
     assert table.column("ID").to_pylist() == [1, None, 3]
     assert table.schema.field("PRICE").type == pa.decimal128(6, 2)
     assert s.serialize_batch(table.slice(0, 1)) == [b"1,a,1.50,true"]
+
+
+def test_first_field_starting_with_a_non_alphanumeric_is_quoted() -> None:
+    """Commons CSV (as ksqlDB uses it) quotes a record's first field unless it starts with a letter or digit."""
+    s = serde_for("DELIMITED", Schema.parse("A INT, B INT"))
+    assert s.serialize({"A": -1, "B": -2}) == b'"-1",-2'
+    assert s.serialize({"A": 1, "B": -2}) == b"1,-2"

@@ -84,3 +84,31 @@ def test_stats_and_attr(reg):
     cd = reg.resolve_aggregate("COUNT_DISTINCT", [T.STRING])
     st = run(cd, "a", "b", "a", None)
     assert cd.result(st) == 2 and cd.result(cd.undo(cd.undo(st, "a"), "a")) == 1
+
+
+def test_topk_with_other_columns_gives_structs_in_arrival_order_on_ties(reg):
+    tk = reg.resolve_aggregate("TOPK", [T.INT, T.STRING, T.INT], literal_args=(3,))
+    assert tk.return_type == T.array(T.struct([("sort_col", T.INT), ("col0", T.STRING)]))
+    st = tk.initialize()
+    for v, name in ((0, "zero"), (100, "one"), (99, "two"), (None, "three"), (100, None)):
+        st = tk.aggregate(st, v, name)
+    assert tk.result(st) == [{"sort_col": 100, "col0": "one"}, {"sort_col": 100, "col0": None},
+                             {"sort_col": 99, "col0": "two"}]
+    assert tk.result(msgpack.unpackb(msgpack.packb(st))) == tk.result(st)  # state stores as msgpack
+
+
+def test_collect_limits_come_from_the_query_properties(reg):
+    cs = reg.resolve_aggregate("COLLECT_SET", [T.INT], config={"ksql.functions.collect_set.limit": 1})
+    assert cs.result(run(cs, 0, 100, 0)) == [0]
+    cl = reg.resolve_aggregate("COLLECT_LIST", [T.INT], config={"ksql.functions.collect_list.limit": "2"})
+    assert cl.result(run(cl, 1, 2, 3)) == [1, 2] and cl.result(cl.aggregate_many(cl.initialize(), [1, 2, 3])) == [1, 2]
+    fresh = reg.resolve_aggregate("COLLECT_LIST", [T.INT])  # one query's setting does not leak into the next
+    assert fresh.result(run(fresh, 1, 2, 3)) == [1, 2, 3]
+    with pytest.raises(FunctionError, match="must be an integer"):
+        reg.resolve_aggregate("COLLECT_SET", [T.INT], config={"ksql.functions.collect_set.limit": "many"})
+
+
+def test_array_and_map_states_are_marked_for_format_checks(reg):
+    assert reg.resolve_aggregate("TOPK", [T.INT, T.INT], literal_args=(2,)).intermediate_base == "ARRAY"
+    assert reg.resolve_aggregate("HISTOGRAM", [T.STRING]).intermediate_base == "MAP"
+    assert reg.resolve_aggregate("SUM", [T.INT]).intermediate_base is None

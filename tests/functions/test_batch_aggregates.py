@@ -170,3 +170,18 @@ def test_sql_aggregator_uses_a_user_batch_form_and_falls_back_to_the_fold():
         out = sql.merge(out, ([[col]], 3, 6))
         assert out == [20]
         assert len(errors) == 1 and "SUM_POS" in errors[0] and "negative" in errors[0]
+
+
+def test_sql_aggregator_partial_with_count_star_only_and_repeated_keys(reg):
+    """COUNT(*) alone has no argument columns: the batch's keys still group into runs."""
+    import numpy as np
+    import polars as pl
+
+    from mailroom.engine.batch import Batch
+
+    count = reg.resolve_aggregate("COUNT", [])
+    sql = SqlAggregator([count], [[]], lambda m: None)
+    keys = ["a", "b", "a", "a"]
+    batch = Batch(keys, pl.DataFrame({"X": [1, 2, 3, 4]}), np.zeros(4, dtype=np.int64))
+    parts = sql.partial(keys, batch)
+    assert {k: sql.merge(sql.initial(), p) for k, p in parts.items()} == {"a": [3], "b": [1]}

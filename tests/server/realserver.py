@@ -25,13 +25,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(tmp_path: Path, *args: str, verify: ssl.SSLContext | bool = True,
-                   scheme: str = "http", extensions: bool = False) -> Iterator[tuple[str, subprocess.Popen]]:
+                   scheme: str = "http", extensions: bool = False, state_dir: Path | None = None,
+                   log: str | None = None, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start ``mailroom server`` with ``args`` on an embedded log in ``tmp_path`` (with the
     installed server extensions, e.g. the dashboard, if ``extensions``); yields (base URL,
-    process) once /healthcheck answers; stops it (SIGTERM) at the end."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mailroom.cli", "server", "--log", f"embedded:{tmp_path / 'log'}",
-                             "--state-dir", str(tmp_path / "state"), "--port", str(port),
+    process) once /healthcheck answers; stops it (SIGTERM) at the end. ``state_dir``, ``log``
+    (a log URL) and ``port``: instead of ``tmp_path/state``, ``embedded:tmp_path/log`` and a free
+    port (two servers of one cluster share the log, each with its own state dir)."""
+    port = port or free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mailroom.cli", "server", "--log", log or f"embedded:{tmp_path / 'log'}",
+                             "--state-dir", str(state_dir or tmp_path / "state"), "--port", str(port),
                              "--extensions" if extensions else "--no-extensions", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     base = f"{scheme}://127.0.0.1:{port}"

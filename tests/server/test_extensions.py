@@ -170,7 +170,7 @@ def test_cli_queries_file_and_extensions(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
             time.sleep(0.2)
         r = httpx.post(base + "/ksql", json={"ksql": "SHOW STREAMS; SHOW TABLES;"})
-        assert [s["name"] for s in r.json()[0]["streams"]] == ["S"]
+        assert [s["name"] for s in r.json()[0]["streams"]] == ["KSQL_PROCESSING_LOG", "S"]  # (the server's own, and S)
         assert [t["name"] for t in r.json()[1]["tables"]] == ["C"]  # the second file ran after the first
         r = httpx.post(base + "/ksql", json={"ksql": "DROP STREAM S;"})
         assert r.status_code == 400 and "headless mode" in r.json()["message"]

@@ -23,6 +23,9 @@ class Aggregator:
 
     #: whether :meth:`partial` / :meth:`merge` may be used (no per-record emission needed)
     batchable = False
+    #: whether :meth:`merge` ignores the aggregate it is given (the partial replaces it): the
+    #: engine then need not decode a stored aggregate to merge into it
+    replaces = False
 
     def initial(self) -> Any:
         return None
@@ -67,6 +70,13 @@ class CountAggregator(Aggregator):
     def partial(self, keys, batch):
         return Counter(keys)
 
+    def partial_columns(self, key_column: pl.Series, batch: Batch) -> tuple[list, list, list]:
+        """The batch pre-aggregated from its key column, in native code: (distinct keys, their
+        partial counts, their latest timestamps), keys in order of first appearance."""
+        g = (pl.DataFrame({"k": key_column, "t": batch.timestamps})
+             .group_by("k", maintain_order=True).agg(pl.len().alias("n"), pl.col("t").max()))
+        return g["k"].to_list(), g["n"].to_list(), g["t"].to_list()
+
     def merge(self, agg, partial):
         return agg + partial
 
@@ -102,6 +112,24 @@ class SumAggregator(Aggregator):
 
     def merge(self, agg, partial):
         return agg + partial
+
+
+class LatestAggregator(Aggregator):
+    """The latest value per key, in the order records arrive (offset order): what
+    ``reduce(lambda old, new: new)`` computes, and ksqlDB's LATEST_BY_OFFSET. Batched: a
+    batch's last value per key is found in C (a dict built from the records in order)."""
+
+    batchable = True
+    replaces = True
+
+    def add(self, agg, key, value):
+        return value
+
+    def partial(self, keys, batch):
+        return dict(zip(keys, batch.rows()))  # the last write per key wins
+
+    def merge(self, agg, partial):
+        return partial
 
 
 class FunctionAggregator(Aggregator):

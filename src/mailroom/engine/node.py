@@ -37,6 +37,15 @@ class Node:
         for child in self.children:
             child.process(batch)
 
+    def wants_old_values(self) -> bool:
+        """Whether this node (or one after it) reads the ``old_values`` of the table changes it
+        gets: a table operator with nobody downstream who does can skip reading them. True
+        unless a node knows better (the safe answer for nodes that do not say)."""
+        return True
+
+    def children_want_old_values(self) -> bool:
+        return any(c.wants_old_values() for c in self.children)
+
     def commit(self) -> None:
         """Flush cached state (emitting what it coalesced)."""
 

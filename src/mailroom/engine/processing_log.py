@@ -27,6 +27,9 @@ class ProcessingLog:
     topic: str
     entries: list[dict] = field(default_factory=list)  # kept in memory too (the test driver reads them)
     keep: int = 10_000
+    #: who reports (an App's application id): written as the entry's "logger" when set, so that
+    #: several applications can share one processing-log topic
+    logger: str | None = None
 
     def report(
         self,
@@ -49,6 +52,8 @@ class ProcessingLog:
             "key": None if key is None else base64.b64encode(key).decode(),
             "value": None if value is None else base64.b64encode(value).decode(),
         }
+        if self.logger is not None:
+            entry["logger"] = self.logger
         log.warning("skipped record %s[%s]@%s in %s: %s", topic, partition, offset, operator, reason)
         if len(self.entries) < self.keep:
             self.entries.append(entry)

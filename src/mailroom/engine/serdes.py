@@ -9,9 +9,11 @@ processing log while the rest go on.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -129,6 +131,20 @@ class JsonSerde:
         return [None if v is None else dumps(v) for v in values]
 
 
+_scratch = threading.local()
+
+
+def _newlines(text: bytes) -> int:
+    """How many b"\\n" ``text`` holds: numpy compares several times faster than bytes.count,
+    into a scratch buffer kept per thread (a fresh one per batch costs more in page faults)."""
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < len(text):
+        buf = _scratch.buf = np.empty(max(len(text), 1 << 21), dtype=bool)
+    out = buf[: len(text)]
+    np.equal(np.frombuffer(text, dtype=np.uint8), 10, out=out)
+    return int(np.count_nonzero(out))
+
+
 class JsonColumnsSerde:
     """JSON objects decoded straight into columns (only the fields of ``schema``).
 
@@ -147,7 +163,7 @@ class JsonColumnsSerde:
         # fall back to the per-record path below.
         if raw and None not in raw:
             joined = b"\n".join(raw)
-            if joined.count(b"\n") == len(raw) - 1:
+            if _newlines(joined) == len(raw) - 1:
                 try:
                     df = pl.read_ndjson(joined, schema=self.schema)
                     if len(df) == len(raw):

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from .aggregators import Aggregator, CountAggregator, SumAggregator, aggregator
+from .aggregators import Aggregator, CountAggregator, LatestAggregator, SumAggregator, aggregator
 from .node import Node
 from .processor import Processor
 from .operators.aggregate import AggregateNode
@@ -312,6 +312,15 @@ class GroupedStream:
     def reduce(self, reducer: Callable[[Any, Any], Any], *, ttl_ms: int | None = None, name: str | None = None) -> Table:
         """``reducer(aggregate, value) -> aggregate``; the first value starts it."""
         return self._aggregate("REDUCE", aggregator(lambda: None, lambda k, v, a: v if a is None else reducer(a, v)), name, ttl_ms)
+
+    def latest(self, *, ttl_ms: int | None = None, name: str | None = None) -> Table:
+        """The latest value per key (in arrival order): the same table as
+        ``reduce(lambda old, new: new)``, computed a batch at a time without calling Python per
+        record (e.g. the current state of each message)::
+
+            state = events.group_by_key().latest()
+        """
+        return self._aggregate("REDUCE", LatestAggregator(), name, ttl_ms)
 
     def windowed_by(self, windows: TimeWindows) -> WindowedGroupedStream:
         """Aggregate per time window (tumbling or hopping), or per session (:class:`SessionWindows`)."""

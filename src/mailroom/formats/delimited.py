@@ -50,15 +50,17 @@ class DelimitedSerde(Serde):
             if not isinstance(value, dict):
                 raise self.error(f"a row must be a dict keyed by column name, got {type(value).__name__}")
             fields = list(coerce_fields(value, self.schema.columns).values())
-        return self.delimiter.join("" if v is None else self._quote(to_text(v)) for v in fields).encode("utf-8")
+        return self.delimiter.join("" if v is None else self._quote(to_text(v), i == 0) for i, v in enumerate(fields)).encode("utf-8")
 
-    def _quote(self, text: str) -> str:
+    def _quote(self, text: str, first: bool = False) -> str:
         """Apache Commons CSV's minimal quoting, as ksqlDB writes DELIMITED values: quote a field
-        that starts with a character up to '#', holds a quote, delimiter or line break, or ends
+        that starts with a character up to '#' (or, for a record's first field, with anything but
+        an ASCII letter or digit, e.g. ``"-10"``), holds a quote, delimiter or line break, or ends
         in whitespace."""
         if not text:
             return text
-        if (text[0] <= "#" or any(ch in text for ch in ('"', "\n", "\r", self.delimiter)) or text[-1] <= " "):
+        if ((first and not (text[0].isascii() and text[0].isalnum())) or text[0] <= "#"
+                or any(ch in text for ch in ('"', "\n", "\r", self.delimiter)) or text[-1] <= " "):
             return '"' + text.replace('"', '""') + '"'
         return text
 

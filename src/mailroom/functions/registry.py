@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import decimal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +145,9 @@ class ResolvedAggregate:
     #: of one argument's values for a run of rows (in order, NULLs included); the result must be
     #: that of calling ``aggregate`` once per row. None: callers fold with ``aggregate``.
     aggregate_many: Callable[..., Any] | None = None
+    #: the kind of ksqlDB's intermediate (state) type when it is not a primitive ("ARRAY", "MAP",
+    #: "STRUCT"): a value format that cannot hold it (DELIMITED) cannot run the aggregation
+    intermediate_base: str | None = None
 
     @property
     def supports_undo(self) -> bool:
@@ -368,12 +371,17 @@ class FunctionRegistry:
             f"({', '.join(_arg_name(a) for a in arg_types_before)}).\n" + self._alternatives(info)
         )
 
-    def resolve_aggregate(self, name: str, arg_types: list[ArgType], literal_args: Sequence[Any] = ()) -> ResolvedAggregate:
-        """Resolve an aggregate. ``literal_args`` are its constant parameters (e.g. TOPK's k)."""
+    def resolve_aggregate(self, name: str, arg_types: list[ArgType], literal_args: Sequence[Any] = (),
+                          config: Mapping[str, Any] | None = None) -> ResolvedAggregate:
+        """Resolve an aggregate. ``literal_args`` are its constant parameters (e.g. TOPK's k);
+        ``config`` (the query's properties, over :attr:`config`) reaches an implementation with a
+        ``configure(config)`` method (e.g. ``ksql.functions.collect_list.limit``)."""
         info = self._info(self._aggs, name, "aggregate")
         ov, m = self._choose(info, list(arg_types))
         rt = ov.return_type(m)
         impl = ov.impl(m.param_types, tuple(literal_args))
+        if hasattr(impl, "configure"):
+            impl.configure({**self.config, **(config or {})})
         casts = [i for i, c in enumerate(m.casts) if c]
         agg = impl.aggregate
         undo = getattr(impl, "undo", None)
@@ -394,7 +402,7 @@ class FunctionRegistry:
                     [coerce_value(v, targets[i]) for v in c] if i in casts else c for i, c in enumerate(cols)])
         return ResolvedAggregate(
             info.name, rt, impl.initialize, agg, impl.merge, impl.result, undo, m.param_types,
-            getattr(impl, "state_type", None), many,
+            getattr(impl, "state_type", None), many, getattr(impl, "intermediate_base", None),
         )
 
     def resolve_table(self, name: str, arg_types: list[ArgType]) -> ResolvedTable:

@@ -14,7 +14,8 @@ Endpoints:
 - ``POST /close-query`` ``{"queryId": "..."}``; ``POST /inserts-stream`` (first line
   ``{"target": "S"}``, then one JSON object per line; one ack line ``{"status":"ok","seq":n}``
   per row, as they are written); ``GET /info``, ``GET /healthcheck``, ``GET /status``,
-  ``GET /metrics`` (Prometheus).
+  ``GET /metrics`` (Prometheus), ``GET /clusterStatus`` (the servers of the cluster and their
+  partitions, see :mod:`.cluster`; pull queries by key are forwarded to the key's owner there).
 
 Extensions: ``create_app(..., extensions=True)`` (what ``mailroom server`` does) calls each
 entry point of the group ``mailroom.server_extensions``, a ``mount(app: FastAPI, server:
@@ -27,11 +28,15 @@ HTTP basic on every path but ``/healthcheck`` and ``/info``; roles and the file 
 ``generic_error`` of code 40100; a role that may not: HTTP 403, code 40300 (``statement_error`` on
 ``/ksql``), as ksqlDB answers them.
 
-Push queries run as engine Apps (see :mod:`mailroom.sql.transient`); each result row goes
-through an asyncio queue to the client's response. LIMIT ends the response; a client that
-disconnects, or ``/close-query``, stops the query. A client ``push_buffer`` rows behind holds its
+``PRINT 'topic' ...`` on ``/query`` and ``/query-stream``: see :mod:`.printing`.
+
+Push queries run as engine Apps (see :mod:`mailroom.sql.transient`); live ones (offset reset
+``latest``) of the same text share one App (see :mod:`.fanout`); each result row goes through an
+asyncio queue to the client's response (the rows queued by then in one chunk). LIMIT ends the
+response; a client that disconnects, or ``/close-query``, stops the query. A client ``push_buffer`` rows behind holds its
 own query back (never the others); one that takes no row for ``push_stall_timeout`` seconds
-while that many wait is disconnected with an error message and its query stopped.
+while that many wait is disconnected with an error message and its query stopped. A subscriber
+of a shared query is cut off as soon as its buffer is full (it must not hold the others back).
 """
 
 from __future__ import annotations
@@ -48,9 +53,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..sql import ast as A
 from ..sql.metastore import SqlError
 from ..sql.transient import is_push
-from . import wire
+from . import printing, wire
+from .fanout import fanout_of
 from .auth import OPEN_PATHS, REALM, Authenticator, User
 from .core import KsqlServer, StatementFailed
 from .metrics import CONTENT_TYPE_LATEST
@@ -58,7 +65,9 @@ from .metrics import CONTENT_TYPE_LATEST
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"
 KSQL_JSON = "application/json"
 EXTENSIONS_GROUP = "mailroom.server_extensions"
+_CHUNK_ROWS = 500  # at most this many queued rows of a push query go out in one response chunk
 USER_KEY = "mailroom.user"  # the authenticated User in the ASGI scope
+SOURCE_HOST = "X-Mailroom-Source-Host"  # the host:port of the server that answered a pull query
 log = logging.getLogger(__name__)
 
 
@@ -139,6 +148,10 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions
             return _error(wire.generic_error(f"Command not found: {kind}/{entity}/{action}", wire.NOT_FOUND), 404)
         return {"status": st["status"], "message": st["message"], "queryId": st["queryId"]}
 
+    @api.get("/clusterStatus")
+    async def cluster_status():
+        return await run_in_threadpool(server.cluster_status)
+
     @api.get("/metrics")
     async def metrics():
         return Response(server.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -163,7 +176,9 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions
         if not isinstance(text, str) or not text.strip():
             return _error(wire.generic_error("The request has no query ('ksql' is missing or empty)", wire.BAD_REQUEST))
         props = body.get("streamsProperties") or body.get("properties") or {}
-        return await _run_query(server, text, props, "query", _user(request))
+        if _is_print(text):
+            return await _print(server, text, "query")
+        return await _run_query(server, text, props, "query", _user(request), request.headers.get("authorization"))
 
     @api.post("/query-stream")
     async def query_stream(request: Request):
@@ -174,7 +189,9 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions
         props = body.get("properties") or body.get("streamsProperties") or {}
         accept = request.headers.get("accept", "")
         fmt = "json" if "application/json" in accept and DELIMITED not in accept else "delimited"
-        return await _run_query(server, text, props, fmt, _user(request))
+        if _is_print(text):
+            return await _print(server, text, fmt)
+        return await _run_query(server, text, props, fmt, _user(request), request.headers.get("authorization"))
 
     @api.post("/close-query")
     async def close_query(request: Request):
@@ -194,26 +211,74 @@ def create_app(server: KsqlServer, *, close_on_shutdown: bool = True, extensions
     return _Outer(api, server, auth)  # type: ignore[return-value]
 
 
+def _is_print(text: str) -> bool:
+    return text.lstrip().upper().startswith("PRINT")
+
+
+async def _print(server: KsqlServer, text: str, fmt: str) -> Response:
+    """``PRINT 'topic' ...`` (see :mod:`.printing`): ksqlDB's text lines on /query, a header and
+    rows on /query-stream."""
+    stmts = server.parse(text)
+    if len(stmts) != 1 or not isinstance(stmts[0], A.PrintTopic):
+        raise StatementFailed(wire.statement_error("Expected exactly one PRINT statement", text))
+    stmt = stmts[0]
+    try:
+        topic = await run_in_threadpool(printing.check, server.log, stmt)
+    except SqlError as e:
+        raise StatementFailed(wire.statement_error(e.message, stmt.text)) from None
+    if fmt == "query":
+        return StreamingResponse(printing.ksql_text(server.log, topic, stmt), media_type="text/plain")
+    return StreamingResponse(printing.delimited(server.log, topic, stmt), media_type=DELIMITED)
+
+
+def _prepare_and_pull(server: KsqlServer, text: str, props: dict[str, Any], auth: str | None) -> tuple[Any, Any]:
+    """The query, and a pull query's answer: in one trip to the thread pool (a key lookup
+    costs about as much as a hop there and back)."""
+    q = server.prepare_query(text)
+    return q, (None if is_push(q) else server.pull_routed(q, text, props, auth))
+
+
 async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: str,
-                     user: User | None = None) -> Response:
-    q = await run_in_threadpool(server.prepare_query, text)
+                     user: User | None = None, auth: str | None = None) -> Response:
+    q, pulled = await run_in_threadpool(_prepare_and_pull, server, text, props, auth)
     media = DELIMITED if fmt == "delimited" else KSQL_JSON
-    if not is_push(q):
-        qid, cols, rows = await run_in_threadpool(server.pull, q, text)
+    if pulled is not None:
+        # in a cluster: maybe forwarded to the server owning the key (see .cluster); host answered
+        qid, cols, rows, host = pulled
         if cols.keys is not None:  # a table: ksqlDB ends the rows without a final message
             final = None
         else:
             final = "Limit Reached" if q.limit is not None and len(rows) >= q.limit else "Query Completed"
-        return Response("".join(_frames(fmt, qid, cols, rows, final)), media_type=media)
+        frames = _frames(fmt, qid, cols, rows, final)
+        if host is not None and fmt == "query" and str(props.get("request.ksql.debug", "")).lower() == "true":
+            # ksqlDB's StreamedRow.sourceHost (a debug request): which server answered each row
+            frames = [f[:-1] + ',"sourceHost":' + json.dumps(host) + "}" if f.startswith(',\n{"row"') else f for f in frames]
+        return Response("".join(frames), media_type=media, headers={SOURCE_HOST: host} if host else None)
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     state: dict[str, Any] = {"slow": False, "pending": 0}  # pending: rows queued, not yet sent
     room = threading.Condition()  # notified as the response takes rows off the queue
 
+    inbox: list[tuple] = []  # items from the query's thread, not yet moved to the queue
+    inbox_lock = threading.Lock()
+
+    def move() -> None:  # on the event loop
+        with inbox_lock:
+            items = inbox[:]
+            inbox.clear()
+        for item in items:
+            queue.put_nowait(item)
+
     def put(item: tuple) -> None:
+        # one wake-up of the event loop per burst of rows, not per row: with many subscribers a
+        # wake-up (a write to the loop's self-pipe) per row per subscriber costs more than the rows
+        with inbox_lock:
+            inbox.append(item)
+            if len(inbox) > 1:
+                return  # a move() is already on its way
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            loop.call_soon_threadsafe(move)
         except RuntimeError:  # the loop is gone: the server is shutting down
             pass
 
@@ -225,6 +290,9 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
         with room:
             deadline = None
             while state["pending"] >= server.push_buffer:
+                if state["shared"]:  # one query's thread serves every subscriber: no waiting for one
+                    state["slow"] = True
+                    break
                 qid = state.get("qid")
                 if qid is not None and qid not in server.push_queries:
                     return  # stopped (close-query, LIMIT, disconnect): the row goes nowhere
@@ -246,7 +314,9 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
     def on_done(err: BaseException | None) -> None:
         put(("done", err))
 
-    pq = await run_in_threadpool(server.start_push, q, text, props, on_row, on_done)
+    fan = fanout_of(server)  # live queries of the same text share one running query (see .fanout)
+    state["shared"] = fan.shareable(q, props)
+    pq = await run_in_threadpool(fan.start, q, text, props, on_row, on_done)
     state["qid"] = pq.query_id
     if user is not None:
         server.query_owners[pq.query_id] = user.name
@@ -259,18 +329,30 @@ async def _run_query(server: KsqlServer, text: str, props: dict[str, Any], fmt: 
             if limit is not None and limit <= 0:
                 yield _final(fmt, "Limit Reached")
                 return
+            held = None  # an item taken off the queue while batching rows, handled next turn
             while True:
-                item = await queue.get()
+                item, held = held or await queue.get(), None
                 if item[0] == "row":
+                    # the rows queued by now go out in one chunk: with many subscribers, one write
+                    # per row would spend the server's time (and the GIL) on framing, not on queries
+                    chunk = []
+                    while True:
+                        chunk.append(_row(fmt, item[1], item[2]))
+                        sent += 1
+                        if (limit is not None and sent >= limit) or queue.empty() or len(chunk) >= _CHUNK_ROWS:
+                            break
+                        item = queue.get_nowait()
+                        if item[0] != "row":
+                            held = item
+                            break
                     with room:
-                        state["pending"] -= 1
+                        state["pending"] -= len(chunk)
                         room.notify()
-                    yield _row(fmt, item[1], item[2])
-                    sent += 1
-                    server.metrics.push_rows.inc()
+                    server.metrics.push_rows.inc(len(chunk))
                     if limit is not None and sent >= limit:
-                        yield _final(fmt, "Limit Reached")
+                        yield "".join(chunk) + _final(fmt, "Limit Reached")
                         return
+                    yield "".join(chunk)
                 elif item[0] == "slow":
                     server.metrics.push_slow.inc()
                     yield _final_error(fmt, "The client read too slowly: the query was stopped")

@@ -38,13 +38,22 @@ def server(
     auth_file: Path | None = typer.Option(_env_path("MAILROOM_AUTH_FILE"), "--auth-file",
                                           help="require HTTP basic auth with the users of this file (see `mailroom server "
                                                "passwd`); /healthcheck and /info stay open. Env: MAILROOM_AUTH_FILE."),
+    processing_log_stream: bool = typer.Option(
+        os.environ.get("MAILROOM_PROCESSING_LOG_STREAM", "true").lower() not in ("0", "false", "no"),
+        "--processing-log-stream/--no-processing-log-stream",
+        help="register the stream KSQL_PROCESSING_LOG over the processing-log topic <service id>ksql_processing_log "
+             "(ksqlDB's ksql.logging.processing.stream.auto.create). Env: MAILROOM_PROCESSING_LOG_STREAM."),
     tls_cert: Path | None = typer.Option(_env_path("MAILROOM_TLS_CERT"), "--tls-cert",
                                          help="PEM certificate (chain): serve HTTPS only. Env: MAILROOM_TLS_CERT."),
     tls_key: Path | None = typer.Option(_env_path("MAILROOM_TLS_KEY"), "--tls-key",
                                         help="PEM private key of --tls-cert. Env: MAILROOM_TLS_KEY."),
+    advertised_url: str | None = typer.Option(
+        os.environ.get("MAILROOM_ADVERTISED_URL") or None, "--advertised-url",
+        help="the URL the other servers of the cluster (same --service-id, same log) reach this one at, to forward "
+             "pull queries to (default: from --host/--port). Env: MAILROOM_ADVERTISED_URL."),
 ) -> None:
     """Run the ksqlDB-compatible REST API (POST /ksql, /query, /query-stream, /inserts-stream,
-    /close-query; GET /info, /healthcheck, /status, /metrics) until Ctrl-C / SIGTERM, over
+    /close-query; GET /info, /healthcheck, /status, /metrics, /clusterStatus) until Ctrl-C / SIGTERM, over
     HTTP/1.1 and HTTP/2 (h2c without TLS, h2 by ALPN with it) on one port."""
     if ctx.invoked_subcommand is not None:
         return
@@ -77,8 +86,14 @@ def server(
     # installed packages' functions (entry point group "mailroom.functions", e.g. the email UDFs), as `mailroom run`
     for f in load_entry_points(registry=registry).failed:
         typer.echo(f"could not load functions from {f.path}: {f.error}", err=True)
-    srv = KsqlServer(log_url, state_dir, service_id=service_id, processing_guarantee=guarantee, registry=registry,
-                     command_topic=not queries_files)  # headless: the files are the commands
+    from .cluster import default_advertised_url
+
+    # a cluster member (see .cluster): servers with this service id on this log share statements and work
+    cluster = {"cluster": True, "advertised_url": advertised_url or default_advertised_url(host, port, tls=tls_cert is not None)}
+    srv = KsqlServer(log_url, state_dir, service_id=service_id, processing_guarantee=guarantee, registry=registry, **cluster,
+                     command_topic=not queries_files, processing_log_stream=processing_log_stream)  # headless: the files are the commands
+    if tls_cert is not None and srv.cluster is not None:
+        srv.cluster.trust(str(tls_cert))  # pull queries forwarded to the other servers (same certificate or CA)
     if queries_files:
         try:
             entities = srv.run_queries_file(*queries_files)

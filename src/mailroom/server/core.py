@@ -30,8 +30,9 @@ from ..sql.runtime import LogRuntime
 from ..sql.serdes import serdes_for
 from ..sql.transient import Columns, PushQuery, check_pull, is_push, run_pull
 from ..sql.views import TableViews
-from . import wire
+from . import processing_log, wire
 from .metrics import Metrics
+from .cluster import INTERNAL_REQUEST, PARTITION_RESTORING, Cluster, PartitionRestoring, host_of, remote_columns, route_pull
 
 _OFFSET_RESET_KEYS = ("auto.offset.reset", "ksql.streams.auto.offset.reset")
 #: what /ksql still runs in headless mode: statements that change nothing
@@ -64,6 +65,7 @@ class ServerRuntime(LogRuntime):
         app_id = f"_confluent-ksql-{self.service_id}query_{query_id}"
         app = App(topology, app_id, self.log, state_dir=self.state_dir, processing_guarantee=self.guarantee,
                   caching=self.caching)
+        self.prepare_app(app)  # the server-wide processing log (see .processing_log)
         t = self._threading.Thread(target=app.run, name=f"query-{query_id}", daemon=True)
         self.apps[query_id] = (app, t)
         t.start()
@@ -75,7 +77,8 @@ class KsqlServer:
     def __init__(self, log: Log | str = "embedded:.mailroom/data", state_dir: str | Path = ".mailroom/state", *,
                  service_id: str = "default_", processing_guarantee: str = "at_least_once", registry: Any = None,
                  push_buffer: int = 10_000, push_stall_timeout: float = 5.0, caching: bool = True,
-                 command_topic: bool = True) -> None:
+                 command_topic: bool = True, processing_log_stream: bool = False,
+                 advertised_url: str | None = None, cluster: bool | None = None, heartbeat_interval: float = 1.0) -> None:
         self.log_url = log if isinstance(log, str) else getattr(log, "path", type(log).__name__)
         self.log: Log = open_log(log) if isinstance(log, str) else log
         self._owns_log = isinstance(log, str)
@@ -109,7 +112,15 @@ class KsqlServer:
         #: the command topic (as ksqlDB keeps one): every statement that changes the metastore or
         #: what runs, replayed at start, so streams, tables and persistent queries survive a restart
         self.command_topic = f"_confluent-ksql-{service_id}_command_topic" if command_topic else None
+        processing_log.install(self, stream=processing_log_stream)  # before any query starts
+        self._command_position: int | None = None  # where the replay ended: the cluster follows on from there
         self.replayed = self._replay_commands() if self.command_topic else 0
+        #: membership of the servers with this service id on this log (see .cluster); on by
+        #: default with the command topic. Started after the replay: it follows on from there.
+        self.cluster: Cluster | None = None
+        if cluster if cluster is not None else command_topic:
+            self.cluster = Cluster(self, advertised_url=advertised_url, interval=heartbeat_interval)
+            self.cluster.start(self._command_position)
 
     # -- info ---------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -210,29 +221,39 @@ class KsqlServer:
                 if not batches:
                     break
                 records += [v for b in batches for v in b.values if v is not None]
+            self._command_position = c.position(tp)
         finally:
             c.close()
         for raw in records:
-            cmd = json.loads(raw)
-            saved = dict(self.executor.properties)
-            try:
-                self.executor.properties.update(cmd.get("properties") or {})
-                for stmt in parse(cmd["sql"], self.executor.variables):
-                    self.executor.execute(stmt)
-                ran += 1
-            except Exception as e:  # noqa: BLE001 - one stale command must not keep the server down
-                log.warning("command topic: skipped %r: %s", cmd.get("sql", "")[:200], e)
-            finally:
-                self.executor.properties.clear()
-                self.executor.properties.update(saved)
+            ran += self._run_command(json.loads(raw)) is not None
         if ran:
             log.info("replayed %d statements from %s", ran, self.command_topic)
         return ran
 
-    def _record_command(self, stmt: A.Statement) -> None:
+    def _run_command(self, cmd: dict[str, Any]) -> Result | None:
+        """Execute one command of the command topic (at start, or recorded by another server of
+        the cluster); one that fails now is logged and skipped (None)."""
+        saved = dict(self.executor.properties)
+        res = None
+        try:
+            self.executor.properties.update(cmd.get("properties") or {})
+            for stmt in parse(cmd["sql"], self.executor.variables):
+                res = self.executor.execute(stmt)
+            return res or Result(cmd["sql"], "")
+        except Exception as e:  # noqa: BLE001 - one stale command must not keep the server down
+            log.warning("command topic: skipped %r: %s", cmd.get("sql", "")[:200], e)
+            return None
+        finally:
+            self.executor.properties.clear()
+            self.executor.properties.update(saved)
+
+    def _record_command(self, stmt: A.Statement, query_id: str | None = None) -> None:
         if self.command_topic is None or self.queries_files:
             return
-        body = json.dumps({"sql": stmt.text, "properties": self.executor.properties}, default=str).encode()
+        cmd = {"sql": stmt.text, "properties": self.executor.properties}
+        if self.cluster is not None:  # the others skip what they already ran, and check the query id
+            cmd.update(origin=self.cluster.instance_id, queryId=query_id)
+        body = json.dumps(cmd, default=str).encode()
         with self.log.producer() as p:
             p.send(self.command_topic, body)
             p.flush(30)
@@ -270,9 +291,11 @@ class KsqlServer:
                                          "sources": [], "sinks": row.get("sinks", []), "topology": "", "executionPlan": "",
                                          "overriddenProperties": {}, "state": "RUNNING", "queryType": "PERSISTENT"},
                     "warnings": []}
+        if isinstance(stmt, _COMMANDS) and self.cluster is not None:
+            self.cluster.sync_commands()  # first what other servers ran: all run them in one order
         res: Result = ex.execute(stmt)
         if isinstance(stmt, _COMMANDS):
-            self._record_command(stmt)
+            self._record_command(stmt, res.query_id)
         if isinstance(stmt, (A.InsertValues, A.SetProperty, A.UnsetProperty, A.DefineVariable, A.UndefineVariable)):
             return None
         self.command_seq += 1
@@ -301,9 +324,15 @@ class KsqlServer:
                     "queryType": "PUSH", "state": "RUNNING"} for qid, p in list(self.push_queries.items())]
             return {"@type": "queries", **base, "queries": qs}
         if what == "PROPERTIES":
-            props = [{"name": k, "scope": "KSQL", "value": str(v)} for k, v in sorted(ex.properties.items())
-                     if not _secret(k)]
-            return {"@type": "properties", **base, "properties": props, "overwrittenProperties": [], "defaultProperties": []}
+            # the server's own settings (as ksqlDB lists its config), overlaid with what SET changed
+            server_props = {"ksql.service.id": self.service_id, "ksql.streams.auto.offset.reset": "latest",
+                            "ksql.streams.state.dir": str(self.state_dir),
+                            "ksql.logging.processing.topic.name": processing_log.topic_name(self.service_id)}
+            merged = {**server_props, **ex.properties}
+            props = [{"name": k, "scope": "KSQL", "value": str(v)} for k, v in sorted(merged.items()) if not _secret(k)]
+            return {"@type": "properties", **base, "properties": props,
+                    "overwrittenProperties": sorted(k for k in ex.properties if not _secret(k)),
+                    "defaultProperties": sorted(k for k in server_props if k not in ex.properties)}
         if what == "TOPICS":
             names = sorted(t for t in self.log.list_topics() if not t.startswith("_"))
             return {"@type": "kafka_topics", **base,
@@ -343,6 +372,51 @@ class KsqlServer:
         name = getattr(q.from_, "name", "QUERY")
         return f"query_{name}_{int(time.time() * 1000)}", cols, rows
 
+    def pull_routed(self, q: A.Query, text: str, props: dict[str, Any] | None = None,
+                    auth: str | None = None) -> tuple[str, Any, list[tuple[Any, bool]], str | None]:
+        """A pull query in a cluster (see :mod:`.cluster`): answered here, or forwarded to the
+        server that owns the key's partition. Returns (query id, columns, rows, ``host:port`` of
+        the server that answered, None without a cluster). A forwarded answer's rows are
+        :class:`.wire.RawJson` arrays. Raises :class:`StatementFailed` (HTTP 503, error code
+        50300) while a partition it needs is being restored. ``auth``: the client's
+        Authorization header, passed on to the other server."""
+        cl = self.cluster
+        props = props or {}
+        if cl is None or str(props.get(INTERNAL_REQUEST, "")).lower() == "true":
+            return (*self.pull(q, text), host_of(cl.advertised_url) if cl and cl.advertised_url else None)
+        import httpx
+
+        for _attempt in range(3):
+            try:
+                with self.lock:
+                    check_pull(q)
+                    route = route_pull(self, q)
+            except PartitionRestoring as e:
+                raise StatementFailed(wire.generic_error(str(e), PARTITION_RESTORING), 503) from None
+            except SqlError as e:
+                raise StatementFailed(wire.statement_error(str(e), text)) from None
+            member = route.forward_to
+            if member is None:
+                return (*self.pull(q, text), host_of(cl.advertised_url) if cl.advertised_url else None)
+            try:
+                rows, header = cl.forward(member, text, props, auth)
+            except httpx.TransportError as e:  # gone: route again without it (its partitions: restoring)
+                log.info("cluster: %s unreachable (%s): routing without it", member.url, e)
+                cl.mark_down(member)
+                continue
+            self.metrics.pull_queries.inc()
+            name = getattr(q.from_, "name", "QUERY")
+            return (f"query_{name}_{int(time.time() * 1000)}", remote_columns(header, route.source),
+                    [(wire.RawJson(r), False) for r in rows], host_of(member.url))
+        raise StatementFailed(wire.generic_error("Unable to execute pull query: no server that owns the partition "
+                                                 "could be reached. Retry shortly.", PARTITION_RESTORING), 503)
+
+    def cluster_status(self) -> dict[str, Any]:
+        """``GET /clusterStatus`` (ksqlDB's shape; this server alone without a cluster)."""
+        if self.cluster is None:
+            return {"clusterStatus": {}}
+        return self.cluster.status()
+
     def start_push(self, q: A.Query, text: str, props: dict[str, Any], on_row, on_done) -> PushQuery:
         reset = next((props[k] for k in _OFFSET_RESET_KEYS if k in props), None)
         if reset is None:
@@ -353,6 +427,7 @@ class KsqlServer:
                                offset_reset=str(reset), on_row=on_row, on_done=on_done)
         except SqlError as e:
             raise StatementFailed(wire.statement_error(str(e), text)) from None
+        self.runtime.prepare_app(pq.app)  # its skipped records go to the server's processing log too
         pq.sql = text  # type: ignore[attr-defined]
         self.push_queries[pq.query_id] = pq
         self.metrics.push_started.inc()
@@ -401,6 +476,8 @@ class KsqlServer:
         self.metrics.inserted_rows.inc()
 
     def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
         for hook in self._close_hooks:
             try:
                 hook()

@@ -31,6 +31,12 @@ FORBIDDEN = 40300  # ksqlDB's Errors.ERROR_CODE_FORBIDDEN (HTTP 403; 40301 is "f
 SERVER_ERROR = 50000
 
 
+class RawJson(str):
+    """JSON text written as it is (a row another server encoded: a forwarded pull query)."""
+
+    __slots__ = ()
+
+
 def encode(v: Any) -> str:
     """One value as JSON text, the way ksqlDB writes it."""
     if v is None:
@@ -46,7 +52,7 @@ def encode(v: Any) -> str:
             return json.dumps(str(v).replace("inf", "Infinity").replace("nan", "NaN"))
         return repr(v) if "e" not in repr(v) else json.dumps(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return v if type(v) is RawJson else json.dumps(v, ensure_ascii=False)
     if isinstance(v, (bytes, bytearray)):
         return json.dumps(base64.b64encode(bytes(v)).decode())
     if isinstance(v, dt.datetime):

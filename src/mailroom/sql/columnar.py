@@ -205,8 +205,10 @@ class SqlAggregator(Aggregator):
         if batch.columnar:
             df: pl.DataFrame = batch.values  # type: ignore[assignment]
             needed = list(dict.fromkeys(c for ns in self.names for c in ns))
-            if len(groups) == len(keys):
-                grouped = df.select(needed)  # every key once: already one run per key
+            if not needed or len(groups) == len(keys):
+                # no argument columns (COUNT(*) alone; a frame of no columns has no rows to
+                # gather), or every key once: already one run per key
+                grouped = df.select(needed)
             else:
                 grouped = df.select(needed)[[i for idx in groups.values() for i in idx]]
             lists = {c: grouped[c].to_list() for c in needed}

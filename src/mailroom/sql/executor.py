@@ -74,6 +74,7 @@ class SqlExecutor:
         #: to the "mailroom.processing" logger; bounded, so a long-running server does not grow)
         self.errors: collections.deque[str] = collections.deque(maxlen=1000)
         self.planner = Planner(self.meta, registry, on_error=self._expression_error)
+        self.planner.properties = self.properties  # function configuration (ksql.functions.*)
 
     def _expression_error(self, message: str) -> None:
         self.errors.append(message)

@@ -203,7 +203,13 @@ class ExpressionCompiler:
         if op == "||":
             lf, rf = left.fn, right.fn
             return Compiled(SqlType.STRING, _null_safe(lf, rf, lambda a, b: str(a) + str(b)))
-        return self._arithmetic(op, left, right, e)
+        out = self._arithmetic(op, left, right, e)
+        lam_vars = [x for x in (e.left, e.right) if isinstance(x, A.ColumnRef) and x.source is None and x.name in scope.lambda_vars]
+        if lam_vars and out.type is not None:
+            # ksqlDB compiles a lambda to Java: arithmetic on a NULL lambda argument unboxes it and
+            # fails, so the whole function call (TRANSFORM(xs, x => x + 5) over [5, NULL]) is NULL
+            return Compiled(out.type, _raise_on_null_operand([self.compile(x, scope).fn for x in lam_vars], out.fn))
+        return out
 
     def _logical(self, e: A.BinaryOp, scope: Scope) -> Compiled:
         left, right = self.compile(e.left, scope), self.compile(e.right, scope)
@@ -428,7 +434,7 @@ class ExpressionCompiler:
             raise SqlError("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). "
                            "As a workaround, you may cast a NULL value to the desired type.", e.pos)
         items = self._coerce_string_literals(e.items, items)
-        t = common_type_of([i.type for i in items])
+        t = common_type_of([i.type for i in items]) or _struct_union([i.type for i in items])
         if t is None and any(i.type is not None for i in items):
             raise SqlError("invalid input syntax for type ARRAY: elements must share a type", e.pos)
         fns = [_coercer(i.type, t, i.fn) for i in items]
@@ -448,6 +454,11 @@ class ExpressionCompiler:
                     v = conv(n.value) if conv else None
                 except (ValueError, ArithmeticError):
                     v = None
+                if v is None and target.base in ("INT", "BIGINT"):
+                    dec_lit = _decimal_literal(n.value)  # ARRAY[1, '2e1']: the elements widen to DECIMAL
+                    if dec_lit is not None:
+                        out.append(Compiled(dec_lit[0], lambda row, v=dec_lit[1]: v, True))
+                        continue
                 if conv is None or v is None:
                     from .serdes import ksql_type
 
@@ -472,6 +483,28 @@ class ExpressionCompiler:
         return Compiled(t, lambda row: {n: f(row) for n, f in fns})
 
     # -- functions --------------------------------------------------------------------------------
+    def _resolve_with_temporal_literals(self, name: str, e: A.FunctionCall, args: list, arg_types: list) -> Any:
+        """ksqlDB reads a STRING literal as a DATE/TIME/TIMESTAMP where the other arguments are of
+        that type (GREATEST(d1, d2, '2022-06-14')): retry with such literals converted, or None."""
+        temporal = {t.base for t in arg_types if isinstance(t, SqlType) and t.base in ("DATE", "TIME", "TIMESTAMP")}
+        lits = [i for i, a in enumerate(e.args) if isinstance(a, A.Literal) and a.type is not None and a.type.base == "STRING"]
+        if len(temporal) != 1 or not lits:
+            return None
+        target = next(t for t in arg_types if isinstance(t, SqlType) and t.base in ("DATE", "TIME", "TIMESTAMP"))
+        conv = cast_function(SqlType.STRING, target)
+        try:
+            vals = {i: conv(e.args[i].value) for i in lits}
+        except (ValueError, TypeError):
+            return None
+        types = [target if i in vals else t for i, t in enumerate(arg_types)]
+        try:
+            resolved = self.registry.resolve_scalar(name, types)
+        except FunctionError:
+            return None
+        for i, v in vals.items():
+            args[i] = Compiled(target, lambda row, v=v: v, True)
+        return resolved
+
     def _FunctionCall(self, e: A.FunctionCall, scope: Scope) -> Compiled:
         name = e.name.upper()
         args: list[Compiled | None] = []
@@ -495,7 +528,12 @@ class ExpressionCompiler:
                 body = self.compile(lam.body, inner)
                 arg_types[i] = LambdaType(list(ptypes), body.type)
                 args[i] = Compiled(None, _lambda_maker(lam.params, body.fn))
-            resolved = self.registry.resolve_scalar(name, arg_types)
+            try:
+                resolved = self.registry.resolve_scalar(name, arg_types)
+            except FunctionError:
+                resolved = self._resolve_with_temporal_literals(name, e, args, arg_types)
+                if resolved is None:
+                    raise
         except FunctionError as ex:
             raise SqlError(str(ex), e.pos) from None
         fns = [c.fn for c in args]  # type: ignore[union-attr]
@@ -692,6 +730,54 @@ def _comparison_converter(a: SqlType | None, b: SqlType | None):
             return tx, ty
         return both
     return None
+
+
+def _raise_on_null_operand(operands: list[Fn], fn: Fn) -> Fn:
+    def checked(row):
+        if any(f(row) is None for f in operands):
+            raise TypeError("arithmetic on a NULL lambda argument")
+        return fn(row)
+
+    return checked
+
+
+def _struct_union(types: list[SqlType | None]) -> SqlType | None:
+    """ksqlDB's common type of STRUCT elements with different fields: every field (first-seen
+    order), each of its fields' common type; a struct lacking a field holds NULL there."""
+    present = [t for t in types if t is not None]
+    if not present or any(t.base != "STRUCT" for t in present):
+        return None
+    fields: dict[str, SqlType | None] = {}
+    for t in present:
+        for f in t.fields:
+            if f.name in fields:
+                c = common_type(fields[f.name], f.type)
+                if c is None:
+                    return None
+                fields[f.name] = c
+            else:
+                fields[f.name] = f.type
+    return SqlType.struct([(n, ft) for n, ft in fields.items()])
+
+
+def _decimal_literal(text: str) -> tuple[SqlType, decimal.Decimal] | None:
+    """A numeric string as ksqlDB types it when it is not an integer (BigDecimal: '2e1' is
+    DECIMAL(2, 0) holding 20, '1.5' DECIMAL(2, 1)); None if it is not a finite number."""
+    try:
+        d = decimal.Decimal(text.strip())
+    except (decimal.InvalidOperation, ValueError):
+        return None
+    if not d.is_finite():
+        return None
+    sign, digits, exp = d.as_tuple()
+    if exp > 0:  # a negative Java scale: the digits with exp zeros, scale 0
+        d = d.quantize(decimal.Decimal(1), context=decimal.Context(prec=len(digits) + exp))
+        p, sc = len(digits) + exp, 0
+    else:
+        p, sc = max(len(digits), -exp), -exp
+    if p > 38:
+        return None
+    return SqlType.decimal(p, sc), d
 
 
 def _coercer(frm: SqlType | None, to: SqlType | None, fn: Fn) -> Fn:

@@ -91,6 +91,8 @@ class Planner:
     def __init__(self, metastore: MetaStore, registry: FunctionRegistry, *, on_error: Callable[[str], None] | None = None) -> None:
         self.meta = metastore
         self.registry = registry
+        #: the session's properties (the executor shares its dict): function configuration
+        self.properties: dict[str, Any] = {}
         self.on_error = on_error or (lambda msg: None)
         self.compiler = ExpressionCompiler(registry, metastore.types, self.on_error)
 
@@ -109,7 +111,7 @@ class Planner:
         """The aggregate resolved for arguments already in its parameter types (the columnar
         arguments are cast on the column), so no per-value implicit cast wraps it."""
         try:
-            return self.registry.resolve_aggregate(call.name, list(r.param_types), _literal_args(call))
+            return self.registry.resolve_aggregate(call.name, list(r.param_types), _literal_args(call), self.properties)
         except FunctionError:
             return r
 
@@ -509,10 +511,13 @@ class Planner:
             lits = [a.value for a in c.args if isinstance(a, A.Literal)][0:]
             try:
                 arg_types = [a.type for a in args]
-                resolved = self.registry.resolve_aggregate(c.name, arg_types, _literal_args(c))
+                resolved = self.registry.resolve_aggregate(c.name, arg_types, _literal_args(c), self.properties)
             except FunctionError as ex:
                 # ksqlDB names aggregates in upper case in its messages (scalars in lower case)
                 raise SqlError(str(ex).replace(f"'{c.name.lower()}'", f"'{c.name.upper()}'"), c.pos) from None
+            if resolved.intermediate_base and getattr(primary, "value_format", None) == "DELIMITED":
+                raise SqlError("One of the functions used in the statement has an intermediate type that the value format "
+                               "can not handle. Please remove the function or change the format.", c.pos)
             n_lits = len(_literal_args(c))
             value_fns = [a.fn for a in args[: len(args) - n_lits]] if n_lits else [a.fn for a in args]
             compiled_aggs.append((resolved, value_fns))

@@ -360,7 +360,37 @@ def _decode_value(src: DataSource | None, raw: bytes | None) -> Any:
     if fmt == "KAFKA" and src is not None and src.value_columns:
         col = src.value_columns[0]
         return _jsonish(KafkaSerde(col.type, column=col.name).deserialize(raw))
-    return _loads_any(raw)
+    v = _loads_any(raw)
+    if fmt == "JSON" and src is not None:
+        v = _as_jackson_doubles(v, src)
+    return v
+
+
+class _JavaExponent(Decimal):
+    """A DOUBLE that Java's Double.toString writes in exponent form (1.0E12)."""
+
+
+def _java_double_text(v: Any, t: SqlType) -> Any:
+    """A DOUBLE as ksqlDB's JSON writer (Jackson, i.e. Java's Double.toString) spells it:
+    1e12 is written ``1.0E12``, which the comparison then treats as a plain number."""
+    if t.base == "DOUBLE" and isinstance(v, Decimal):
+        from .expressions import format_double
+
+        text = format_double(float(v))
+        return _JavaExponent(text) if "E" in text else v
+    if t.base == "ARRAY" and isinstance(v, list) and t.element is not None:
+        return [_java_double_text(x, t.element) for x in v]
+    return v
+
+
+def _as_jackson_doubles(v: Any, src: DataSource) -> Any:
+    cols = src.value_columns
+    if isinstance(v, dict):
+        types = {c.name: c.type for c in cols}
+        return {k: (_java_double_text(x, types[k]) if k in types else x) for k, x in v.items()}
+    if len(cols) == 1:
+        return _java_double_text(v, cols[0].type)
+    return v
 
 
 def compare_outputs(case: Case, ex: SqlExecutor, runtime: InMemoryRuntime) -> CaseResult:
@@ -370,6 +400,8 @@ def compare_outputs(case: Case, ex: SqlExecutor, runtime: InMemoryRuntime) -> Ca
         by_topic.setdefault(rec["topic"], []).append(rec)
     actual_all: list[dict] = []
     problems = []
+    # ksqlDB's runner compares DOUBLEs to 6 decimal places when a case turns exact comparison off
+    approx = str((case.spec.get("properties") or {}).get("use.exact.numeric.comparison", True)).lower() == "false"
     for topic, exp in by_topic.items():
         src = _source_for(ex, topic)
         got = []
@@ -386,7 +418,7 @@ def compare_outputs(case: Case, ex: SqlExecutor, runtime: InMemoryRuntime) -> Ca
             problems.append(f"topic {topic}: expected {len(exp)} records, got {len(got)}" + _first_diff(exp, got))
             continue
         for i, (e, a) in enumerate(zip(exp, got)):
-            why = _record_diff(e, a)
+            why = _record_diff(e, a, approx)
             if why:
                 problems.append(f"topic {topic}, record {i}: {why}\n  expected: {_show(e)}\n  actual:   {_show(a)}")
                 break
@@ -411,10 +443,10 @@ def _show(r: dict) -> str:
     return _dumps_exact({k: v for k, v in r.items() if k != "topic"}).decode()
 
 
-def _record_diff(e: dict, a: dict) -> str | None:
-    if not same(e.get("key"), a.get("key")):
+def _record_diff(e: dict, a: dict, approx: bool = False) -> str | None:
+    if not same(e.get("key"), a.get("key"), approx):
         return "key differs"
-    if not same(e.get("value"), a.get("value")):
+    if not same(e.get("value"), a.get("value"), approx):
         return "value differs"
     if "timestamp" in e and int(e["timestamp"]) != a.get("timestamp"):
         return f"timestamp differs ({e['timestamp']} != {a.get('timestamp')})"
@@ -427,8 +459,8 @@ def _record_diff(e: dict, a: dict) -> str | None:
     return None
 
 
-def same(e: Any, a: Any) -> bool:
-    """Expected vs actual, as ksqlDB's runner compares them."""
+def same(e: Any, a: Any, approx: bool = False) -> bool:
+    """Expected vs actual, as ksqlDB's runner compares them; ``approx``: DOUBLEs to 6 decimal places."""
     if e is None or a is None:
         return e is None and a is None
     if isinstance(e, bool) or isinstance(a, bool):
@@ -443,12 +475,16 @@ def same(e: Any, a: Any) -> bool:
                 av = a[k.upper()]
             else:
                 return False
-            if not same(v, av):
+            if not same(v, av, approx):
                 return False
         return True
     if isinstance(e, list):
-        return isinstance(a, list) and len(e) == len(a) and all(same(x, y) for x, y in zip(e, a))
+        return isinstance(a, list) and len(e) == len(a) and all(same(x, y, approx) for x, y in zip(e, a))
+    if approx and not isinstance(e, int) and not isinstance(a, int) and isinstance(e, (float, Decimal)) and isinstance(a, (float, Decimal)):
+        return abs(float(e) - float(a)) < 1e-6
     if isinstance(e, Decimal) or isinstance(a, Decimal):
+        if isinstance(a, _JavaExponent) and isinstance(e, (int, Decimal)):
+            return Decimal(str(e)) == a  # a DOUBLE Java wrote as 1.0E12 matches 1000000000000
         if isinstance(e, int) != isinstance(a, int):
             return False  # 1 vs 1.0: an integer where a DOUBLE/DECIMAL was expected, or back
         try:

@@ -130,6 +130,15 @@ class LogRuntime(Runtime):
         self.apps: dict[str, tuple[App, Any]] = {}
         self._threading = threading
         self._producer = None
+        #: one processing-log topic for every query run here (a server's ``<service id>ksql_processing_log``);
+        #: None: each query reports to its own ``<application id>-processing-log``
+        self.processing_log_topic: str | None = None
+
+    def prepare_app(self, app: App) -> App:
+        """Point ``app``'s processing log at the shared topic, if there is one (before it runs)."""
+        if self.processing_log_topic:
+            app.processing_log_topic = self.processing_log_topic
+        return app
 
     def topic_exists(self, name: str) -> bool:
         return name in self.log.list_topics()
@@ -151,7 +160,7 @@ class LogRuntime(Runtime):
 
     def start_query(self, query_id: str, topology: Topology, source_topics: list[str]) -> None:
         app_id = f"_confluent-ksql-{self.service_id}query_{query_id}"
-        app = App(topology, app_id, self.log, state_dir=self.state_dir, processing_guarantee=self.guarantee)
+        app = self.prepare_app(App(topology, app_id, self.log, state_dir=self.state_dir, processing_guarantee=self.guarantee))
         t = self._threading.Thread(target=app.run, name=f"query-{query_id}", daemon=True)
         self.apps[query_id] = (app, t)
         t.start()

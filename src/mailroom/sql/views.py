@@ -34,6 +34,16 @@ class TableView:
         self._latest: dict[tuple[int, bytes | None], Row] = {}
         self._positions: dict[int, int] = {}
         self._lock = threading.Lock()
+        #: kept between refreshes (assigned to every partition): a consumer made per query cost
+        #: more than the lookup itself (and far more on Kafka)
+        self._consumer: Any = None
+        self._assigned = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None
 
     def __len__(self) -> int:
         return len(self._latest)
@@ -42,11 +52,16 @@ class TableView:
         """Read what was appended since the last refresh; returns the number of records read."""
         with self._lock:
             n = self.log.describe_topic(self.topic).partitions
-            c = self.log.consumer(None)
+            tps = [TopicPartition(self.topic, p) for p in range(n)]
+            if self._consumer is None or self._assigned != n:
+                if self._consumer is not None:
+                    self._consumer.close()
+                self._consumer = self.log.consumer(None)
+                self._consumer.assign(tps)
+                self._assigned = n
+            c = self._consumer
             read = 0
             try:
-                tps = [TopicPartition(self.topic, p) for p in range(n)]
-                c.assign(tps)
                 ends: dict[TopicPartition, int] = {}
                 for tp in tps:
                     lo, hi = c.watermarks(tp)
@@ -54,6 +69,10 @@ class TableView:
                     if pos < lo or pos > hi:  # the topic was re-created or truncated: start afresh
                         self._drop_partition(tp.partition)
                         pos = lo
+                        if tp.partition in self._positions:  # (a consumer of the old topic reads no more)
+                            c.close()
+                            c = self._consumer = self.log.consumer(None)
+                            c.assign(tps)
                     self._positions[tp.partition] = pos
                     if hi > pos:
                         c.seek(tp, pos)
@@ -71,8 +90,10 @@ class TableView:
                         self._positions[tp.partition] = rb.next_offset
                         if rb.next_offset >= ends[tp]:
                             del ends[tp]
-            finally:
-                c.close()
+            except BaseException:
+                c.close()  # in an unknown state: the next refresh starts a new one
+                self._consumer = None
+                raise
             return read
 
     def _drop_partition(self, partition: int) -> None:
@@ -100,7 +121,7 @@ class TableView:
                 found = list(self._latest.values())
             else:
                 wanted = set(keys)
-                parts = {k[0] for k in self._latest} if wanted else set()
+                parts = list(self._positions) if wanted else []  # the partitions read (not a scan of every key)
                 found = [r for p in parts for kb in wanted if (r := self._latest.get((p, kb))) is not None]
         return sorted(found, key=lambda r: (r[0], r[3] or b""))
 
@@ -119,12 +140,14 @@ class TableViews:
             view = self._views.pop(topic, None) or TableView(self.log, topic)
             self._views[topic] = view
             while len(self._views) > self.max_views:
-                self._views.popitem(last=False)
+                self._views.popitem(last=False)[1].close()
             return view
 
     def drop(self, topic: str) -> None:
         with self._lock:
-            self._views.pop(topic, None)
+            view = self._views.pop(topic, None)
+        if view is not None:
+            view.close()
 
 
 def key_literals(where: A.Expr | None, key_name: str) -> list[Any] | None:

@@ -10,11 +10,17 @@ order (ksqlDB's conformance tests need every intermediate update).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .store import KeyValueStore
 
 _DELETED = object()
+_value_of = operator.itemgetter(1)
+#: bytes a cached entry costs beyond its key and value (dict slot, object headers): an estimate
+_ENTRY_OVERHEAD = 100
+#: default bound on what a cache holds between two commits
+MAX_BYTES = 32 << 20
 
 
 class CachingStore(KeyValueStore):
@@ -25,6 +31,7 @@ class CachingStore(KeyValueStore):
         inner: KeyValueStore,
         *,
         max_entries: int = 1_000_000,
+        max_bytes: int = MAX_BYTES,
         enabled: bool = True,
         on_flush: Callable[[list[tuple[bytes, bytes | None]]], None] | None = None,
     ) -> None:
@@ -33,7 +40,12 @@ class CachingStore(KeyValueStore):
         self.on_flush = on_flush
         self.name = inner.name
         self.max_entries = max_entries
+        #: the cache asks for a commit (``full``) once its puts since the last flush reach this
+        #: many bytes (keys, values and per-entry overhead; a key put twice counts twice): the
+        #: memory a cache holds is bounded by bytes, whatever the size of the values
+        self.max_bytes = max_bytes
         self.enabled = enabled
+        self._bytes = 0
         self._dirty: dict[bytes, object] = {}
         self._deletes = False  # whether _dirty holds a deletion
         self._log: list[tuple[bytes, bytes | None]] = []  # uncached mode: every change, in order
@@ -41,7 +53,12 @@ class CachingStore(KeyValueStore):
     @property
     def full(self) -> bool:
         """Whether the engine should commit early to bound memory."""
-        return len(self._dirty) >= self.max_entries
+        return len(self._dirty) >= self.max_entries or self._bytes >= self.max_bytes
+
+    @property
+    def size_bytes(self) -> int:
+        """About how many bytes the puts since the last flush hold."""
+        return self._bytes
 
     def get(self, key: bytes) -> bytes | None:
         v = self._dirty.get(key, None)
@@ -68,7 +85,9 @@ class CachingStore(KeyValueStore):
         if not self.enabled:
             self.inner.put(key, value)
             self._log.append((key, value))
+            self._bytes += len(key) + (0 if value is None else len(value)) + _ENTRY_OVERHEAD
             return
+        self._bytes += len(key) + (0 if value is None else len(value)) + _ENTRY_OVERHEAD
         if value is None:
             self._deletes = True
             self._dirty[key] = _DELETED
@@ -76,18 +95,27 @@ class CachingStore(KeyValueStore):
             self._dirty[key] = value
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
-        if not self.enabled:
+        if not isinstance(items, list):
             items = list(items)
+        if not self.enabled:
             self.inner.put_many(items)
             self._log.extend(items)
+            self._bytes += _ENTRY_OVERHEAD * len(items)  # (values are passed on, not held)
             return
         dirty = self._dirty
+        if None not in map(_value_of, items):  # the usual case: no deletion, all in C
+            dirty.update(items)
+            self._bytes += sum(map(len, map(_value_of, items))) + (16 + _ENTRY_OVERHEAD) * len(items)
+            return
+        nb = 0
         for k, v in items:
             if v is None:
                 self._deletes = True
                 dirty[k] = _DELETED
             else:
                 dirty[k] = v
+                nb += len(v)
+        self._bytes += nb + (16 + _ENTRY_OVERHEAD) * len(items)
 
     def range(self, lo: bytes | None = None, hi: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Merged view of the store and the dirty entries (dirty ones win)."""
@@ -115,6 +143,7 @@ class CachingStore(KeyValueStore):
 
     def flush(self) -> list[tuple[bytes, bytes | None]]:
         """Write the dirty keys to the store in one batch; returns the changes (None = deleted)."""
+        self._bytes = 0
         if not self.enabled:
             changes, self._log = self._log, []
         elif not self._dirty:
@@ -144,6 +173,7 @@ class CachingStore(KeyValueStore):
         return [(k, o, n) for (k, n), o in zip(self.flush(), old)]
 
     def clear(self) -> None:
+        self._bytes = 0
         self._dirty.clear()
         self._deletes = False
         self._log.clear()

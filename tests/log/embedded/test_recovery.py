@@ -59,10 +59,12 @@ def test_damage_before_the_tail_is_reported_with_file_and_position(tmp_path) -> 
     for i in range(3):
         p.send_batch("t", [b"v%d" % j for j in range(50)], partition=0)
     seg = _segment(tmp_path, "t")
+    first_len = int.from_bytes(seg.read_bytes()[4:8], "little")
+    assert first_len > 300  # (so byte 300 lies inside the first batch)
     with open(seg, "r+b") as f:  # flip a byte inside the first batch's values
-        f.seek(400)
+        f.seek(300)
         b = f.read(1)
-        f.seek(400)
+        f.seek(300)
         f.write(bytes([b[0] ^ 0xFF]))
     c = log.consumer()
     c.assign([TopicPartition("t", 0)])

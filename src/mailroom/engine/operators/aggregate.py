@@ -13,6 +13,7 @@ import struct
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from ..codec import pack, unpack
 from ...state import ExpiryIndex
@@ -25,6 +26,7 @@ _NO_TS = -(1 << 62)
 _ABSENT = object()  # no state yet
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # come back from msgpack as they were
 _IS_STR = str.__instancecheck__
+_PLAIN_KEYS = frozenset({str, bytes})  # equal as Python objects exactly when their encodings are
 
 
 def encode_key(key: Any) -> bytes:
@@ -99,7 +101,11 @@ class AggregateNode(Node):
         return _TS.pack(ts) + self.agg.encode(agg)
 
     def process(self, batch: Batch) -> None:
-        nulls = [i for i, k in enumerate(batch.keys) if k is None]
+        ks = batch.key_series()
+        if ks is not None and not ks.null_count():
+            nulls = []  # (a key column says so at once)
+        else:
+            nulls = [i for i, k in enumerate(batch.keys) if k is None]
         if nulls:
             self.ctx.null_keys(self.name, batch, nulls)
             keep = np.ones(len(batch), dtype=bool)
@@ -124,10 +130,10 @@ class AggregateNode(Node):
     # encoded state to the store (the write-back cache), so readers of the store (table joins,
     # getters) see the same values as before; at commit the entries are emitted and dropped.
     def _lookup_keys(self, keys: list) -> tuple[list, bool]:
-        """Keys to index ``_hot`` by: the keys themselves when all are str (equal as Python
-        objects exactly when their encodings are), else their encodings (1 == 1.0 == True)."""
+        """Keys to index ``_hot`` by: the keys themselves when all are str or bytes (equal as
+        Python objects exactly when their encodings are), else their encodings (1 == 1.0 == True)."""
         if self._simple is not False:
-            if all(map(_IS_STR, keys)):
+            if _PLAIN_KEYS.issuperset(map(type, keys)):
                 self._simple = True
                 return keys, True
             if self._simple:  # from now on by encoding: re-key what is cached
@@ -142,12 +148,14 @@ class AggregateNode(Node):
         if not new:
             return
         kbs = [encode_key(k) for k in new] if simple else new
-        decode = self.agg.decode
+        # an aggregator whose merge replaces the state needs only the stored timestamp
+        decode = (lambda raw: None) if self.agg.replaces and self.agg.batchable else self.agg.decode
+        ts_of = _TS.unpack_from
         for k, kb, raw in zip(new, kbs, self.store.get_many(kbs)):
             if raw is None:
                 hot[k] = [kb, _NO_TS, _ABSENT, None, None]
             else:  # (the old raw value is read again at commit: not held, 1M keys must fit in memory)
-                hot[k] = [kb, _TS.unpack_from(raw)[0], decode(raw[8:]), True, raw]
+                hot[k] = [kb, ts_of(raw)[0], decode(raw[8:]), True, None]
 
     def _put_hot(self, lks) -> None:
         """Write the state of the keys ``lks`` (distinct) to the store; drop stateless entries."""
@@ -163,6 +171,11 @@ class AggregateNode(Node):
         self.store.put_many(puts)
 
     def _process_hot(self, batch: Batch) -> None:
+        ks = batch.key_series()
+        if (ks is not None and self._simple is not False and hasattr(self.agg, "partial_columns")
+                and ks.dtype in (pl.String, pl.Binary) and not ks.null_count()):
+            self._process_columns(ks, batch)
+            return
         keys = batch.keys
         lks, simple = self._lookup_keys(keys)
         hot = self._hot
@@ -198,30 +211,51 @@ class AggregateNode(Node):
                 e[1] = t
         self._put_hot(dict.fromkeys(lks))
 
+    def _process_columns(self, ks: pl.Series, batch: Batch) -> None:
+        """The batchable path for keys that come as a (string) column: pre-aggregated per key in
+        native code, so only each distinct key costs Python work."""
+        uniq, partials, max_ts = self.agg.partial_columns(ks, batch)
+        self._simple = True  # (str or bytes keys: equal exactly when their encodings are)
+        self._load_hot(uniq, True)
+        hot, merge, init = self._hot, self.agg.merge, self.agg.initial
+        for k, part, t in zip(uniq, partials, max_ts):
+            e = hot[k]
+            a = e[2]
+            e[2] = merge(init() if a is _ABSENT else a, part)
+            if t > e[1]:
+                e[1] = t
+        self._put_hot(uniq)
+
     def _commit_hot(self) -> None:
         hot = self._hot
         self._hot = {}
         # the values as of the last commit, from under the cache, before this flush replaces them
+        # (only if a node downstream reads them: a table written to a topic does not)
+        with_old = self.children_want_old_values()
         inner = getattr(self.store, "inner", None)
-        existed = [e[0] for e in hot.values() if e[3] is not None]
+        existed = [e[0] for e in hot.values() if e[3] is not None] if with_old else []
         olds = iter(inner.get_many(existed) if inner is not None and existed else [])
         self.store.flush()  # to the store and the changelog, as the task would next
         if not hot:
             return
-        keys, new, old, ts = [], [], [], []
         res, decode = self.agg.result, self.agg.decode
         simple = self._simple is True
-        for k, e in hot.items():
-            keys.append(k if simple else decode_key(e[0]))
-            a = e[2]
-            # the state as the store holds it (msgpack turns tuples into lists, ...): scalars as they are
-            new.append(res(a if type(a) in _SCALARS else decode(e[4][8:])))
-            if e[3] is None:
-                old.append(None)
-            else:
-                o = next(olds, None)
-                old.append(None if o is None else res(decode(o[8:])))
-            ts.append(e[1])
+        entries = hot.values()
+        keys = list(hot) if simple else [decode_key(e[0]) for e in entries]
+        ts = [e[1] for e in entries]
+        if type(self.agg).result is _identity_result and all(type(e[2]) in _SCALARS for e in entries):
+            new = [e[2] for e in entries]  # (scalars come back from the store as they are)
+        else:  # the state as the store holds it (msgpack turns tuples into lists, ...)
+            new = [res(a if type(a) in _SCALARS else decode(e[4][8:])) for e in entries for a in (e[2],)]
+        old = None
+        if with_old:
+            old = []
+            for e in entries:
+                if e[3] is None:
+                    old.append(None)
+                else:
+                    o = next(olds, None)
+                    old.append(None if o is None else res(decode(o[8:])))
         self.forward(Batch(keys, new, np.asarray(ts, dtype=np.int64), old_values=old))
 
     def _process_batched(self, batch: Batch) -> None:
@@ -292,6 +326,9 @@ class AggregateNode(Node):
             old.append(None if o is None else res(self.agg.decode(o[8:])))
             ts.append(_TS.unpack_from(n)[0] if n is not None else self.ctx.stream_time)
         self.forward(Batch(keys, new, np.asarray(ts, dtype=np.int64), old_values=old))
+
+
+_identity_result = Aggregator.result
 
 
 def _max_ts(keys: list, timestamps: np.ndarray) -> dict:

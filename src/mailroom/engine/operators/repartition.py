@@ -59,21 +59,30 @@ class BatchRepartitionSink(Node):
         # (a NULL key goes along too, to whatever partition its hash picks: the operator after the
         # repartition drops it and reports it, as it would without one)
         nparts = self.ctx.partitions_of(self.topic)
-        parts = partitions_for(key_bytes(batch.keys), nparts) if nparts > 1 else np.zeros(n, dtype=np.int32)
+        ks = batch.key_series()
+        if ks is not None and not (ks.dtype == pl.String and ks.null_count() == 0):
+            ks = None  # (only all-string key columns: other keys hash as their msgpack bytes)
+        if nparts <= 1:
+            parts = np.zeros(n, dtype=np.int32)
+        elif ks is not None:  # the key column's UTF-8 bytes, straight from Arrow
+            parts = partitions_for(ks.to_arrow().cast(pa.binary()), nparts)
+        else:
+            parts = partitions_for(key_bytes(batch.keys), nparts)
         values = batch.values
         if (isinstance(values, pl.DataFrame) and batch.headers is None and _K not in values.columns
-                and _T not in values.columns and all(map(_IS_STR, batch.keys))):
-            out_vals, out_parts, out_ts = self._frames(batch, parts)
+                and _T not in values.columns and (ks is not None or all(map(_IS_STR, batch.keys)))):
+            out_vals, out_parts, out_ts = self._frames(batch, parts, ks)
         else:
             out_vals, out_parts, out_ts = self._payloads(batch, parts)
         self.ctx.send(self.topic, [None] * len(out_vals), out_vals, out_ts, None, partitions=out_parts)
         self.ctx.count("records-out", n)
 
-    def _frames(self, batch: Batch, parts: np.ndarray) -> tuple[list, list, list]:
+    def _frames(self, batch: Batch, parts: np.ndarray, ks: pl.Series | None = None) -> tuple[list, list, list]:
         """Columnar values with string keys: keys and timestamps ride as columns of the frame,
         which is reordered by partition once and cut into zero-copy slices (no per-row Python)."""
         ts = batch.timestamps
-        frame = batch.values.with_columns(pl.Series(_K, batch.keys, dtype=pl.String), pl.Series(_T, ts, dtype=pl.Int64))
+        kcol = ks.alias(_K) if ks is not None else pl.Series(_K, batch.keys, dtype=pl.String)
+        frame = batch.values.with_columns(kcol, pl.Series(_T, ts, dtype=pl.Int64))
         counts = np.bincount(parts)
         if (parts[1:] < parts[:-1]).any():
             order = np.argsort(parts, kind="stable")
@@ -130,7 +139,7 @@ class BatchRepartitionSource(SourceNode):
                 f = payload["f"]
                 if f == _FRAME:
                     df = pl.read_ipc_stream(io.BytesIO(payload["v"]))
-                    piece = (df[_K].to_list(), df.drop(_K, _T), df[_T].to_numpy(), None)
+                    piece = (None, df, None, None)  # (split into keys, values, times below)
                 else:
                     vals = pl.read_ipc_stream(io.BytesIO(payload["v"])) if f == _COLUMNAR else payload["v"]
                     # keys come back as lists where they were tuples (msgpack): composite keys are tuples
@@ -145,6 +154,17 @@ class BatchRepartitionSource(SourceNode):
             offs.append(int(rb.offsets[i]))
         if not pieces:
             return None
+        if frame_only:  # the usual case: one frame for all, keys and times split off once
+            full = pieces[0][1] if len(pieces) == 1 else pl.concat([p[1] for p in pieces], how="vertical_relaxed")
+            lens = [len(p[1]) for p in pieces]
+            batch = Batch(None, full.drop(_K, _T), full[_T].to_numpy().astype(np.int64, copy=False),
+                          np.repeat(np.asarray(offs, dtype=np.int64), lens), rb.topic, rb.partition, None,
+                          key_column=full[_K])  # (the keys' list is made only if an operator reads it)
+            self.ctx.count("records-in", len(batch))
+            self.process(batch)
+            return int(batch.timestamps.max())
+        pieces = [(p[1][_K].to_list(), p[1].drop(_K, _T), p[1][_T].to_numpy(), None) if p[0] is None else p
+                  for p in pieces]
         lens = [len(p[0]) for p in pieces]
         if len(pieces) == 1:
             keys = pieces[0][0]

@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from ...log import RecordBatch
 from ..batch import Batch
 from ..node import Node
-from ..serdes import Serde, WindowedSerde
+from ..serdes import Serde, StringSerde, WindowedSerde
 from ..windows import Windowed
 
 
@@ -54,8 +55,12 @@ class SourceNode(Node):
     def ingest(self, rb: RecordBatch) -> int | None:
         """Decode a polled batch and push it down the topology. Returns the latest timestamp of
         its decoded records (event time, with ``timestamp_field``), None if none decoded."""
-        raw_keys, raw_values = rb.keys, rb.values
-        keys, bad_k = self.key_serde.decode(raw_keys)
+        raw_values = rb.values
+        key_column = _string_keys(rb) if type(self.key_serde) is StringSerde else None
+        if key_column is not None:  # (the keys' list is made only if an operator reads it)
+            keys, bad_k = None, []
+        else:
+            keys, bad_k = self.key_serde.decode(rb.keys)
         values, bad_v = self.value_serde.decode(raw_values)
         if isinstance(keys, pl.DataFrame):
             keys = keys.to_dicts() if keys.width > 1 else keys.to_series().to_list()
@@ -69,7 +74,8 @@ class SourceNode(Node):
             else:
                 fts = [v.get(self.timestamp_field) if isinstance(v, dict) else None for v in values]
                 ts = np.array([t if isinstance(t, int) else r for t, r in zip(fts, ts.tolist())], dtype=np.int64)
-        batch = Batch(keys, values, np.asarray(ts, dtype=np.int64), rb.offsets, rb.topic, rb.partition, rb.headers)
+        batch = Batch(keys, values, np.asarray(ts, dtype=np.int64), rb.offsets, rb.topic, rb.partition, rb.headers,
+                      key_column=key_column)
         if bad:
             for i, reason in sorted(bad.items()):
                 self.ctx.processing_log.report(
@@ -78,7 +84,7 @@ class SourceNode(Node):
                     topic=rb.topic,
                     partition=rb.partition,
                     offset=int(rb.offsets[i]),
-                    key=raw_keys[i],
+                    key=rb.keys[i],
                     value=raw_values[i],
                 )
             keep = np.ones(len(batch), dtype=bool)
@@ -90,6 +96,15 @@ class SourceNode(Node):
         return int(batch.timestamps.max()) if len(batch) else None
 
 
+def _string_keys(rb: RecordBatch) -> pl.Series | None:
+    """A batch's keys as UTF-8 text in one native pass (a Series), as :class:`StringSerde` would
+    decode them; None if a key is not valid UTF-8 (the serde then reports it)."""
+    try:
+        return pl.from_arrow(rb.key_array.cast(pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+        return None
+
+
 class SinkNode(Node):
     """Encodes records and sends them to a topic (partitioned by key, as Kafka does)."""
 
@@ -98,6 +113,9 @@ class SinkNode(Node):
         self.topic = topic
         self.key_serde = key_serde
         self.value_serde = value_serde
+
+    def wants_old_values(self) -> bool:
+        return False  # a topic gets the new values only
 
     def process(self, batch: Batch) -> None:
         if not len(batch):

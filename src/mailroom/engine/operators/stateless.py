@@ -167,12 +167,12 @@ class SelectKeyNode(Node):
 
     def process(self, batch: Batch) -> None:
         if isinstance(self.key, str) and batch.columnar:
-            self.forward(batch.with_values(batch.values, batch.frame()[self.key].to_list()))
+            self.forward(batch.with_key_series(batch.frame()[self.key]))
         elif isinstance(self.key, pl.Expr):
             res, keep = _select(self, batch, self.key)
             b = batch if keep.all() else batch.take(keep)
             if len(b):
-                self.forward(b.with_values(b.values, res.to_series().to_list()))
+                self.forward(b.with_key_series(res.to_series()))
         elif isinstance(self.key, str):
             self.forward(batch.with_values(batch.values, [None if v is None else v.get(self.key) for v in batch.rows()]))
         else:

@@ -14,6 +14,9 @@ class ToStreamNode(Node):
         super().__init__(name)
         self.with_old = with_old
 
+    def wants_old_values(self) -> bool:
+        return self.with_old  # (otherwise they are dropped here)
+
     def process(self, batch: Batch) -> None:
         if self.with_old:
             old = batch.old_values or [None] * len(batch)

@@ -62,7 +62,11 @@ class WindowedAggregateNode(Node):
 
     def process(self, batch: Batch) -> None:
         w = self.windows
-        keep = np.array([k is not None for k in batch.keys], dtype=bool)
+        ks = batch.key_series()
+        if ks is not None and not ks.null_count():
+            keep = np.ones(len(batch), dtype=bool)  # (a key column says so at once)
+        else:
+            keep = np.array([k is not None for k in batch.keys], dtype=bool)
         if not keep.all():
             self.ctx.null_keys(self.name, batch, np.nonzero(~keep)[0].tolist())
             batch = batch.take(keep)
@@ -78,10 +82,10 @@ class WindowedAggregateNode(Node):
         if not len(rec):
             return
         expanded = batch.take(rec) if len(rec) != len(batch) or not (rec == np.arange(len(batch))).all() else batch
-        keys = expanded.keys
         if self.ctx.caching:
             self._process_hot(expanded, starts)
             return
+        keys = expanded.keys
         starts_l = starts.tolist()
         emit = not self.ctx.caching and not self.emit_final
         out_k, out_new, out_old, out_ts = [], [], [], []
@@ -106,15 +110,22 @@ class WindowedAggregateNode(Node):
     def _process_hot(self, batch: Batch, starts: np.ndarray) -> None:
         """Per (key, window): state decoded once per commit interval, one store read for the
         windows new to it and one write per window per batch; emitted at commit from here."""
-        keys, agg, hot = batch.keys, self.agg, self._hot
-        simple = self._simple is not False and all(map(_IS_STR, keys))
+        agg, hot = self.agg, self._hot
+        ks = batch.key_series()
+        if ks is not None and ks.dtype == pl.String and not ks.null_count():
+            simple = self._simple is not False  # (all str: the column's type says so)
+            keys = None  # the list, only if a path below needs it
+        else:
+            ks = None
+            keys = batch.keys
+            simple = self._simple is not False and all(map(_IS_STR, keys))
         if not simple and self._simple:
             self._hot = hot = {(e[0], e[1]): e for e in hot.values()}  # from now on by key bytes
         self._simple = simple
         ts = batch.timestamps
         if agg.batchable and simple and type(agg) is CountAggregator:
             # counts and latest timestamps per window in one polars group_by: no per-record Python
-            g = (pl.DataFrame({"k": pl.Series(keys, dtype=pl.String), "s": starts, "t": ts})
+            g = (pl.DataFrame({"k": ks if ks is not None else pl.Series(keys, dtype=pl.String), "s": starts, "t": ts})
                  .group_by("k", "s", maintain_order=True).agg(pl.len().alias("n"), pl.col("t").max()))
             wins = list(zip(g["k"].to_list(), g["s"].to_list()))
             parts, tmax = g["n"].to_list(), g["t"].to_list()
@@ -128,6 +139,8 @@ class WindowedAggregateNode(Node):
                     e[2] = t
             self._put_hot(wins)
             return
+        if keys is None:
+            keys = batch.keys
         starts_l = starts.tolist()
         lks = list(zip(keys, starts_l) if simple else zip(map(encode_key, keys), starts_l))
         self._load_hot(lks, simple)

@@ -298,7 +298,18 @@ class Earliest(ByOffset):
 
 
 class CollectList(_Agg):
+    intermediate_base = "ARRAY"
     limit = 1000
+    config_name = "collect_list"
+
+    def configure(self, config: dict) -> None:
+        """``ksql.functions.collect_list.limit`` (collect_set for COLLECT_SET): the most values kept."""
+        v = config.get(f"ksql.functions.{self.config_name}.limit")
+        if v is not None:
+            try:
+                self.limit = int(v)
+            except (TypeError, ValueError):
+                raise FunctionError(f"ksql.functions.{self.config_name}.limit must be an integer, got {v!r}") from None
 
     def initialize(self) -> list:
         return []
@@ -326,6 +337,7 @@ class CollectList(_Agg):
 
 
 class CollectSet(CollectList):
+    config_name = "collect_set"
     aggregate_many = None  # type: ignore[assignment]  # dedup: the per-value fold
 
     def aggregate(self, s: list, v: Any) -> list:
@@ -343,6 +355,7 @@ class CollectSet(CollectList):
 
 
 class TopK(_Agg):
+    intermediate_base = "ARRAY"
     distinct = False
 
     def __init__(self, types: list[Any], literals: tuple) -> None:
@@ -383,7 +396,38 @@ class TopKDistinct(TopK):
     distinct = True
 
 
+class TopKStruct(TopK):
+    """TOPK(sort_col, col0, col1, ..., k): the k rows with the greatest sort_col, as
+    STRUCT<sort_col, col0, ...>; ties keep arrival order. State: [[sort, [cols...]], ...]."""
+
+    def aggregate(self, s: list, v: Any, *others: Any) -> list:
+        if v is None:
+            return s
+        rows = dec(s) + [[v, list(others)]]
+        rows.sort(key=lambda r: r[0], reverse=True)  # stable: earlier rows win ties
+        return enc(rows[: self.k])
+
+    def merge(self, a: list, b: list) -> list:
+        rows = dec(a) + dec(b)
+        rows.sort(key=lambda r: r[0], reverse=True)
+        return enc(rows[: self.k])
+
+    def result(self, s: list) -> list:
+        out = []
+        for v, others in dec(s):
+            row = {"sort_col": v}
+            row.update({f"col{i}": x for i, x in enumerate(others)})
+            out.append(row)
+        return out
+
+
+def _topk_struct_type(types: list[Any]) -> SqlType:
+    fields = [("sort_col", types[0])] + [(f"col{i}", t or SqlType.STRING) for i, t in enumerate(types[1:-1])]
+    return SqlType.array(SqlType.struct(fields))
+
+
 class Histogram(_Agg):
+    intermediate_base = "MAP"
     limit = 1000
 
     def initialize(self) -> dict:
@@ -536,7 +580,10 @@ def register(reg: FunctionRegistry) -> None:
              "(col, n) keeps n values; the BOOLEAN says whether NULLs are ignored (default true).")
     ag("COLLECT_LIST", O(["T"], "ARRAY<T>", CollectList), d="Every value (up to 1000), in arrival order.")
     ag("COLLECT_SET", O(["T"], "ARRAY<T>", CollectSet), d="Distinct values (up to 1000), in first-seen order.")
-    ag("TOPK", O(["T", I], "ARRAY<T>", TopK), d="TOPK(col, k): the k greatest values, descending.")
+    topk_struct = [O([t] + ["ANY"] * n + [I], _topk_struct_type, TopKStruct) for n in range(1, 9) for t in (I, B, D, S)]
+    ag("TOPK", O(["T", I], "ARRAY<T>", TopK), *topk_struct,
+       d="TOPK(col, k): the k greatest values, descending; TOPK(col, other..., k): the k rows with the "
+         "greatest col as STRUCT<sort_col, col0, ...>.")
     ag("TOPKDISTINCT", O(["T", I], "ARRAY<T>", TopKDistinct), d="TOPKDISTINCT(col, k): the k greatest distinct values.")
     ag("HISTOGRAM", O([S], "MAP<STRING, BIGINT>", Histogram), d="Count of each distinct STRING value (up to 1000).")
     for nm, cls in (("STDDEV_SAMP", Stddev), ("STDDEV_SAMPLE", Stddev), ("STDDEV_POP", StddevPop)):

@@ -78,6 +78,7 @@ class EmbeddedLog(Log):
         self._lock_fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         self._tlock = threading.RLock()
         self._topics: dict[str, _Topic] = {}
+        self._topic_meta: dict[str, str] = {}
         self._groups: dict[str, GroupStore] = {}
         self._closed = False
 
@@ -162,7 +163,9 @@ class EmbeddedLog(Log):
 
     def topic(self, name: str) -> _Topic:
         """The topic ``name`` (its folder checked afresh, so a deleted topic is noticed)."""
-        path = self._topic_folder(name) / "topic.json"
+        path = self._topic_meta.get(name)
+        if path is None:  # (the path as a string, once: building it costs more than the stat)
+            path = self._topic_meta[name] = str(self._topic_folder(name) / "topic.json")
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -174,11 +177,11 @@ class EmbeddedLog(Log):
         with self._tlock:
             t = self._topics.get(name)
             if t is None or t.ino != st.st_ino:
-                meta = orjson.loads(path.read_bytes())
+                meta = orjson.loads(Path(path).read_bytes())
                 spec = TopicSpec(meta["name"], meta["partitions"], meta["config"], 1)
                 if t:
                     t.close()
-                t = self._topics[name] = _Topic(spec, path.parent, st.st_ino)
+                t = self._topics[name] = _Topic(spec, Path(path).parent, st.st_ino)
             return t
 
     def partition(self, tp: TopicPartition) -> PartitionLog:

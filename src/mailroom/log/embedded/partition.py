@@ -19,6 +19,7 @@ import errno
 import fcntl
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ from .segment import (
 
 log = logging.getLogger("mailroom.log.embedded")
 
+_INDEX_ENTRY = struct.Struct("<qq")  # one INDEX_DTYPE entry: (offset, position)
 DEFAULT_SEGMENT_BYTES = 256 * 1024 * 1024
 DEFAULT_INDEX_INTERVAL = 64 * 1024
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
@@ -251,7 +253,7 @@ class PartitionLog:
 
     def _maybe_index(self, offset: int, pos: int) -> None:
         if self._last_index_pos < 0 or pos - self._last_index_pos >= self.settings.index_interval:
-            os.write(self._index_fd, np.array([(offset, pos)], dtype=INDEX_DTYPE).tobytes())
+            os.write(self._index_fd, _INDEX_ENTRY.pack(offset, pos))
             self._last_index_pos = pos
 
     # -- appending ------------------------------------------------------------------------
@@ -288,9 +290,14 @@ class PartitionLog:
     ) -> int:
         """Append records as one frame; returns the first record's offset."""
         frame = fr.encode(0, timestamps, values, keys, headers)
-        with self.locked():
-            base = self.append_frame(frame)
-            rolled, self._rolled = self._rolled, False
+        with self._thread_lock:  # (what locked() does, without a generator per append)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self._sync()
+                base = self.append_frame(frame)
+                rolled, self._rolled = self._rolled, False
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         if rolled:  # the broker-less log applies retention and compaction as segments roll
             self.maintain()
         return base

@@ -28,10 +28,31 @@ def _arrow(col: Sequence[bytes | None] | pa.Array) -> pa.Array:
 
 
 def _max_len(arr: pa.Array) -> int:
+    return _widths(arr)[1]
+
+
+def _widths(arr: pa.Array) -> tuple[int, int]:
+    """The shortest and the longest record of a binary column (nulls count as 0)."""
     if len(arr) == 0 or arr.null_count == len(arr):
-        return 0
+        return 0, 0
     offsets = np.frombuffer(arr.buffers()[1], dtype="<i4", count=len(arr) + 1, offset=4 * arr.offset)
-    return int(np.diff(offsets).max())
+    lengths = np.diff(offsets)
+    return int(lengths.min()), int(lengths.max())
+
+
+def _gather(arr: pa.Array, order: np.ndarray, order_pa: pa.Array, widths: tuple[int, int]) -> pa.Array:
+    """``arr.take(order)``. A column whose records all have one width (fixed-size keys: ids,
+    numbers, UUIDs) is gathered as rows by numpy, several times faster than Arrow's take,
+    which copies record by record."""
+    n = len(arr)
+    w = widths[0]
+    if w != widths[1] or w == 0 or arr.null_count or n * w > 0x7FFFFFFF:
+        return arr.take(order_pa)
+    first = int(np.frombuffer(arr.buffers()[1], dtype="<i4", count=1, offset=4 * arr.offset)[0])
+    rows = np.frombuffer(arr.buffers()[2], dtype=f"V{w}", count=n, offset=first)
+    data = np.take(rows, order)
+    offsets = np.arange(0, (n + 1) * w, w, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _by_partition(parts: np.ndarray, nparts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,9 +174,11 @@ class EmbeddedProducer(Producer):
             parts = partitions_for(karr, nparts)
         order, ends = _by_partition(parts, nparts)
         order_pa = pa.array(order)
-        vals = _arrow(values).take(order_pa)  # (building the array first, then one take, is fastest)
-        keys_s = karr.take(order_pa)
-        self._check(t, vals, keys_s)
+        vals = _arrow(values)  # (building the array first, then one take, is fastest)
+        vw, kw = _widths(vals), _widths(karr)
+        self._check(t, vals, karr, vw[1] + kw[1])
+        vals = _gather(vals, order, order_pa, vw)
+        keys_s = _gather(karr, order, order_pa, kw)
         ts_s = ts if ts[0] == ts[-1] and (ts == ts[0]).all() else ts[order]  # one timestamp: no gather
         a = 0
         for p, b in enumerate(ends.tolist()):
@@ -171,11 +194,12 @@ class EmbeddedProducer(Producer):
             )
             a = b
 
-    def _check(self, t, values: pa.Array, keys: pa.Array | None) -> None:
+    def _check(self, t, values: pa.Array, keys: pa.Array | None, biggest: int | None = None) -> None:
         limit = t.settings.max_message_bytes
-        biggest = _max_len(values)
-        if keys is not None:
-            biggest += _max_len(keys)
+        if biggest is None:
+            biggest = _max_len(values)
+            if keys is not None:
+                biggest += _max_len(keys)
         if biggest > limit:
             raise RecordTooLargeError(t.spec.name, biggest, limit)
         if t.settings.compact and (keys is None or keys.null_count):

@@ -4,6 +4,12 @@ A reader holds a read-only descriptor of the segment it is in and the byte posit
 frame. It serves only whole, CRC-valid frames; a frame still being written (cut short at the
 end of the file) is simply not there yet. Segments deleted by retention or replaced by
 compaction stay readable through the descriptor already open (POSIX keeps the old inode).
+
+Reads copy each frame once, into a pooled buffer, and hand its columns out as zero-copy Arrow
+views of it. Segments are read with ``pread`` rather than ``mmap``: measured, checking the CRC
+over a mapping costs as much as copying and checking (page faults instead of the copy), and a
+mapping turns a segment truncated under a reader (a writer setting a torn tail aside) into a
+SIGBUS that kills the process, where ``pread`` just returns fewer bytes.
 """
 
 from __future__ import annotations
@@ -21,29 +27,44 @@ from . import frame as fr
 from .partition import PartitionLog
 from .segment import index_floor, read_index
 
-#: bytes read at a time: small enough that a chunk is still in the CPU cache when its CRCs are
-#: checked and its columns handed out (4 MB chunks measured ~20% slower to consume)
+#: bytes read at a time when frames are small: small enough that a chunk is still in the CPU
+#: cache when its CRCs are checked and its columns handed out (4 MB chunks measured ~20% slower)
 READ_CHUNK = 2 * 1024 * 1024
+#: a frame at least this big (its length known from its header, read with the frame before) is
+#: read on its own, exactly: a fixed-size chunk would end in the middle of the next frame and
+#: copy that part twice (frames of a 10k-record batch are ~0.5 MB: a 2 MB chunk wasted ~15%)
+OWN_READ_BYTES = 128 * 1024
 #: size of the pooled read buffers (a frame up to this size is read into one, bigger ones get
 #: a buffer of their own)
 BUFFER_BYTES = 4 * 1024 * 1024
 #: read buffers kept for reuse, shared by every reader of the process: a buffer that was used
 #: before is warm (no page faults, no zeroing, often still in the CPU cache) where a fresh one
-#: costs a fault per page. A buffer is reused only once nothing refers to it any more.
-POOL_BUFFERS = 8
-_pool: list[bytearray] = []
+#: costs a fault per page. A buffer is reused only once nothing refers to it any more, and the
+#: most recently used free one first: it is the likeliest to still be in the CPU cache (a copy
+#: into a cold buffer costs a memory read for every line it writes).
+POOL_BUFFERS = 16
+#: a read this small (a reader at the tail of a live topic) gets a buffer of its own size: with
+#: many readers each holding its last chunk the pool runs dry, and a fresh 4 MB buffer per small
+#: read costs far more (zeroing it) than the read
+SMALL_READ = 64 * 1024
+_pool: list[bytearray] = []  # least recently used first
 _pool_lock = threading.Lock()
 
 
 def _free_buffer() -> memoryview:
     """A BUFFER_BYTES buffer that no batch, array or reader refers to any more."""
     with _pool_lock:  # (taken under the lock: the view made here marks the buffer as in use)
-        for b in _pool:
-            if sys.getrefcount(b) <= 3:  # the pool's list, the loop variable, getrefcount's argument
+        for i in range(len(_pool) - 1, -1, -1):
+            b = _pool[i]
+            if sys.getrefcount(b) <= 3:  # the pool's list, the local name, getrefcount's argument
+                if i != len(_pool) - 1:
+                    del _pool[i]
+                    _pool.append(b)
                 return memoryview(b)
         b = bytearray(BUFFER_BYTES)
-        if len(_pool) < POOL_BUFFERS:
-            _pool.append(b)
+        _pool.append(b)
+        if len(_pool) > POOL_BUFFERS:
+            del _pool[0]
         return memoryview(b)
 
 
@@ -64,6 +85,11 @@ class PartitionReader:
         self._fd = -1
         self._base = -1
         self._pos = 0
+        #: length of the frame at ``_pos`` when its header came with the previous read, else 0
+        self._next_len = 0
+        #: (position, header, decoded frame) of a frame a poll took only part of: the next poll
+        #: goes on with it without checking its CRC and decoding it again
+        self._held: tuple[int, fr.FrameHeader, fr.DecodedFrame] | None = None
         self.next_offset = 0
 
     def close(self) -> None:
@@ -77,6 +103,8 @@ class PartitionReader:
         self._fd = os.open(self.plog.segment_path(base), os.O_RDONLY)
         self._base = base
         self._pos = 0
+        self._next_len = 0
+        self._held = None
 
     def seek(self, offset: int) -> None:
         """Position at ``offset``; raises OffsetOutOfRange outside [start, end]."""
@@ -107,6 +135,9 @@ class PartitionReader:
             except fr.FrameError:
                 pos = 0
         self._pos = pos
+        self._next_len = 0
+        self._held = None
+        self._cbuf = None
         self.next_offset = offset
 
     def read(self, max_records: int, max_bytes: int | None = None) -> list[fr.DecodedFrame]:
@@ -122,45 +153,57 @@ class PartitionReader:
             i = bisect.bisect_right(segs, self.next_offset) - 1
             self._open(segs[max(i, 0)])
         while n < max_records:
-            size = os.fstat(self._fd).st_size
-            if self._pos >= size:
-                if not self._advance_segment(size):
-                    break
-                continue
-            buf = self._cached(size)
+            buf = self._cached()  # (a whole frame left from the last read: no need to look at the file)
             if buf is None:
-                buf = self._pread(min(size - self._pos, max(max_bytes, fr.HEADER_SIZE)))
+                size = os.fstat(self._fd).st_size
+                if self._pos >= size:
+                    if not self._advance_segment(size):
+                        break
+                    continue
+                want = max(max_bytes, fr.HEADER_SIZE)
+                if self._next_len >= OWN_READ_BYTES:  # one big frame: read it and the next header
+                    want = self._next_len + fr.HEADER_SIZE
+                buf = self._pread(min(size - self._pos, want))
                 self._cbuf, self._cstart = buf, self._pos
             p = 0
             progressed = False
+            next_len = 0  # the length of the frame at p, once known
             while p < len(buf) and n < max_records:
-                try:
-                    head = fr.parse_header(buf, p)
-                except fr.FrameError as e:
-                    if e.incomplete and p:
-                        break
-                    if e.incomplete:
-                        return out  # a header still being written
-                    raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
-                if p + head.length > len(buf):
-                    if p:
-                        break  # read the rest of it in the next chunk
-                    if self._pos + head.length > size:
-                        return out  # still being written (or torn, until a writer repairs it)
-                    buf = self._pread(head.length)  # a frame bigger than a chunk
-                    self._cbuf, self._cstart = buf, self._pos
-                try:
-                    if self.check_crcs:
-                        fr.verify(buf, p, head)
-                except fr.FrameError as e:
-                    raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
-                if head.last_offset < self.next_offset:
-                    p += head.length
-                    progressed = True
-                    continue
-                dec = fr.decode(buf, p, head)
+                held = self._held
+                if held is not None and held[0] == self._pos + p:  # the rest of a frame begun before
+                    _, head, dec = held
+                    self._held = None
+                else:
+                    try:
+                        head = fr.parse_header(buf, p)
+                    except fr.FrameError as e:
+                        if e.incomplete and p:
+                            break
+                        if e.incomplete:
+                            return out  # a header still being written
+                        raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
+                    if p + head.length > len(buf):
+                        if p:
+                            next_len = head.length
+                            break  # read the rest of it in the next chunk
+                        size = os.fstat(self._fd).st_size  # (a cached chunk starts with a whole frame)
+                        if self._pos + head.length > size:
+                            return out  # still being written (or torn, until a writer repairs it)
+                        buf = self._pread(head.length)  # a frame bigger than a chunk
+                        self._cbuf, self._cstart = buf, self._pos
+                    try:
+                        if self.check_crcs:
+                            fr.verify(buf, p, head)
+                    except fr.FrameError as e:
+                        raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
+                    if head.last_offset < self.next_offset:
+                        p += head.length
+                        progressed = True
+                        continue
+                    dec = fr.decode(buf, p, head)
                 lo = int(np.searchsorted(dec.offsets, self.next_offset)) if dec.offsets[0] < self.next_offset else 0
                 hi = min(len(dec.offsets), lo + (max_records - n))
+                whole = dec
                 if lo or hi < len(dec.offsets):
                     dec = _slice(dec, lo, hi)
                 out.append(dec)
@@ -170,8 +213,13 @@ class PartitionReader:
                 if self.next_offset > head.last_offset:
                     p += head.length
                 else:
+                    next_len = head.length
+                    self._held = (self._pos + p, head, whole)
                     break  # the rest of this frame next time
+            self._next_len = next_len
             self._pos += p
+            if p == len(buf):
+                self._cbuf = None  # all served: let the buffer go back to the pool with its batches
             if not progressed:
                 break
         return out
@@ -181,13 +229,13 @@ class PartitionReader:
 
         Reusing buffers keeps reads off fresh memory (new pages cost a fault and zeroing each).
         """
-        if length > BUFFER_BYTES:
+        if length > BUFFER_BYTES or length <= SMALL_READ:
             return memoryview(os.pread(self._fd, length, self._pos))
         self._cbuf = None  # our own reference to the last buffer does not count
         b = _free_buffer()[:length]
         return b[: os.preadv(self._fd, [b], self._pos)]
 
-    def _cached(self, size: int) -> memoryview | None:
+    def _cached(self) -> memoryview | None:
         """The rest of the last chunk read, if it still holds a whole frame at the position
         (a poll takes fewer records than a chunk holds: the next one goes on from memory)."""
         cbuf = self._cbuf
@@ -205,6 +253,7 @@ class PartitionReader:
             return None
         if head.length > len(mv):
             self._cbuf = None
+            self._next_len = head.length
             return None
         return mv
 

@@ -217,3 +217,19 @@ def test_windowed_keys_reach_topics_in_kafka_streams_layout() -> None:
     assert (decoded[-1].key.key, decoded[-1].key.start, decoded[-1].key.end) == ("gmail.com", 1500, 1700)
     assert decoded[-1].value == 2
     assert INT64.decode(INT64.encode([5]))[0] == [5]
+
+
+def test_json_columns_fast_path_agrees_with_the_record_by_record_path() -> None:
+    """The batch decode (msgspec, each record on its own) gives what decoding each record alone
+    gives, including for records shaped to spill into their neighbours if joined."""
+    schema = {"s": pl.String, "n": pl.Int64, "f": pl.Float64, "b": pl.Boolean}
+    raw = [b'{"s":"a","n":1,"f":2,"b":true,"x":{"deep":[1,2]}}', b'{"n":null}', b' {"s":"b"} ',
+           b'{"s":"}', b'{"}', b'{"s":"c"},{"s":"d"}', b'{"s":"\\u00e9","f":-1.5e3}']
+    serde = JsonColumnsSerde(schema)
+    df, bad = serde.decode(raw)
+    alone = [serde.decode([r]) for r in raw]
+    assert len(df) == len(raw)
+    assert df.to_dicts() == [d.to_dicts()[0] for d, _ in alone]
+    assert [i for i, _ in bad] == [i for i, (_, b) in enumerate(alone) if b] == [3, 4, 5]
+    assert df.row(0, named=True) == {"s": "a", "n": 1, "f": 2.0, "b": True}
+    assert df["s"].to_list()[6] == "é"

@@ -8,11 +8,13 @@ processing log while the rest go on.
 
 from __future__ import annotations
 
+import operator
 import struct
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 import orjson
 import polars as pl
@@ -145,6 +147,35 @@ def _newlines(text: bytes) -> int:
     return int(np.count_nonzero(out))
 
 
+#: polars types whose JSON form msgspec decodes to exactly the Python type polars builds them from
+_PY_TYPES: dict[Any, type] = {pl.String: str, pl.Int64: int, pl.Int32: int, pl.Int16: int, pl.Int8: int,
+                              pl.UInt64: int, pl.UInt32: int, pl.UInt16: int, pl.UInt8: int,
+                              pl.Float64: float, pl.Float32: float, pl.Boolean: bool}
+_ATTRS: dict[int, Any] = {}
+
+
+def _attr(i: int):
+    """A getter of a struct's i-th field (``_f{i}``), cached."""
+    g = _ATTRS.get(i)
+    if g is None:
+        g = _ATTRS[i] = operator.attrgetter(f"_f{i}")
+    return g
+
+
+def _struct_decoder(schema: dict[str, pl.DataType]):
+    """msgspec's decoder of one JSON object into a struct of the schema's fields (each optional,
+    NULL when absent), or None when a field's type has no exact msgspec counterpart."""
+    fields = []
+    for i, (name, dtype) in enumerate(schema.items()):
+        py = _PY_TYPES.get(dtype if isinstance(dtype, type) else type(dtype))
+        if py is None:
+            return None
+        fields.append((f"_f{i}", py | None, None))
+    rename = {f"_f{i}": name for i, name in enumerate(schema)}
+    row = msgspec.defstruct("JsonColumnsRow", fields, rename=rename, gc=False)
+    return msgspec.json.Decoder(row).decode
+
+
 class JsonColumnsSerde:
     """JSON objects decoded straight into columns (only the fields of ``schema``).
 
@@ -154,8 +185,20 @@ class JsonColumnsSerde:
 
     def __init__(self, schema: dict[str, pl.DataType]) -> None:
         self.schema = schema
+        self._rows = _struct_decoder(schema)
 
     def decode(self, raw):
+        if self._rows is not None and raw and None not in raw:
+            # each record parsed on its own by msgspec into a struct of just the wanted fields
+            # (the others are skipped unparsed): twice as fast as polars' NDJSON reader, and a
+            # record cannot spill into its neighbours. Any surprise (not an object, a value of
+            # another type, a number out of range) falls through to the paths below.
+            try:
+                rows = list(map(self._rows, raw))
+                return pl.DataFrame({f: pl.Series(f, list(map(_attr(i), rows)), dtype=t)
+                                     for i, (f, t) in enumerate(self.schema.items())}), []
+            except Exception:  # noqa: BLE001 - (msgspec's, or polars' on a value out of the type's range)
+                pass
         # records are joined into NDJSON: one that spans lines (two documents, or pretty-printed)
         # would parse "fine" but shift later rows off their records, so no record may hold a
         # newline (counted on the joined text: one pass in C). A blank record is a skipped line

@@ -123,3 +123,21 @@ def test_json_encode_of_numbers_in_one_call_equals_per_value() -> None:
     with pytest.raises(TypeError):  # as per value: orjson refuses ints beyond 64 bits
         JsonSerde().encode([2**70, 3])
     assert JSON.encode([1, None, True]) == [b"1", None, b"true"]
+
+
+def test_a_join_reads_counts_changed_since_the_last_commit() -> None:
+    """The count's state is put in its store lazily (once per commit, not per batch); a reader of
+    the table in between (a stream-table join) still sees every batch's change at once."""
+    top = Topology()
+    counts = top.stream("clicks", key_serde=MSGPACK).group_by_key().count()
+    (top.stream("views", key_serde=MSGPACK)
+        .left_join(counts, lambda v, c: {"v": v, "clicks": c})
+        .to("out", key_serde=MSGPACK, value_serde=MSGPACK))
+    d = TestDriver(top, caching=True)
+    d.pipe_batch("clicks", [("a", 1, 1), ("b", 1, 2), ("a", 1, 3)], commit=False)
+    d.pipe_batch("views", [("a", 10, 4), ("b", 20, 5), ("c", 30, 6)], commit=False)
+    d.pipe_batch("clicks", [("a", 1, 7)], commit=False)
+    d.pipe_batch("views", [("a", 40, 8)])
+    got = [(o.key, o.value) for o in d.read_output("out", key_serde=MSGPACK, value_serde=MSGPACK)]
+    assert got == [("a", {"v": 10, "clicks": 2}), ("b", {"v": 20, "clicks": 1}), ("c", {"v": 30, "clicks": None}),
+                   ("a", {"v": 40, "clicks": 3})]

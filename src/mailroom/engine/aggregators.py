@@ -17,6 +17,11 @@ import polars as pl
 from .codec import pack, unpack
 from .batch import Batch
 
+#: the value column of a row that a combiner before a repartition topic made out of several
+#: records of one key (see operators/repartition.py): how many records it stands for
+COMBINED_COUNT = "__mailroom_count"
+_COMBINED = COMBINED_COUNT
+
 
 class Aggregator:
     """Folds values into an aggregate. Subclass, or use :func:`aggregator` with functions."""
@@ -62,19 +67,31 @@ class CountAggregator(Aggregator):
         return 0
 
     def add(self, agg, key, value):
+        # (a row made by a combiner before a repartition topic stands for several records)
+        if type(value) is dict and _COMBINED in value:
+            return agg + value[_COMBINED]
         return agg + 1
 
     def subtract(self, agg, key, value):
         return agg - 1
 
     def partial(self, keys, batch):
+        if batch.columnar and _COMBINED in batch.values.columns:
+            out: Counter = Counter()
+            for k, c in zip(keys, batch.values[_COMBINED].to_list()):
+                out[k] += c
+            return out
         return Counter(keys)
 
     def partial_columns(self, key_column: pl.Series, batch: Batch) -> tuple[list, list, list]:
         """The batch pre-aggregated from its key column, in native code: (distinct keys, their
         partial counts, their latest timestamps), keys in order of first appearance."""
-        g = (pl.DataFrame({"k": key_column, "t": batch.timestamps})
-             .group_by("k", maintain_order=True).agg(pl.len().alias("n"), pl.col("t").max()))
+        df = pl.DataFrame({"k": key_column, "t": batch.timestamps})
+        n = pl.len().alias("n")
+        if batch.columnar and _COMBINED in batch.values.columns:
+            df = df.with_columns(batch.values[_COMBINED].alias("c"))
+            n = pl.col("c").sum().alias("n")
+        g = df.group_by("k", maintain_order=True).agg(n, pl.col("t").max())
         return g["k"].to_list(), g["n"].to_list(), g["t"].to_list()
 
     def merge(self, agg, partial):

@@ -122,6 +122,7 @@ class App:
         caching: bool = True,
         max_poll_records: int = 10_000,
         restore_progress: Callable[[str, int, int], None] | None = None,
+        commit_when_idle: bool = True,
     ) -> None:
         if processing_guarantee not in (AT_LEAST_ONCE, EXACTLY_ONCE):
             raise ValueError(f"processing_guarantee must be '{AT_LEAST_ONCE}' or '{EXACTLY_ONCE}'")
@@ -137,6 +138,12 @@ class App:
         self.caching = caching
         self.max_poll_records = max_poll_records
         self.restore_progress = restore_progress
+        #: commit as soon as a poll finds nothing, rather than at the next interval: results
+        #: coalesced by the caches go out as soon as the input is drained (a quiet stream does
+        #: not wait out the interval), and a busy one, whose polls never come back empty, is
+        #: unaffected
+        self.commit_when_idle = commit_when_idle
+        self._uncommitted = False
         self.subs = topology.subtopologies()
         self._sub_of_topic = {self.topic(t): s for s in self.subs for t in s.source_topics}
         self.tasks: dict[str, Task] = {}
@@ -265,7 +272,11 @@ class App:
         if not batches:  # no records: wall-clock timers still fire
             for task in self.tasks.values():
                 task.advance(task.ctx.stream_time)
-        if time.monotonic() - self._last_commit >= self.commit_interval or any(t.cache_full for t in self.tasks.values()):
+        else:
+            self._uncommitted = True
+        if (time.monotonic() - self._last_commit >= self.commit_interval
+                or (not batches and self._uncommitted and self.commit_when_idle)
+                or any(t.cache_full for t in self.tasks.values())):
             try:
                 self.commit()
             except CommitFailedError as e:
@@ -289,6 +300,7 @@ class App:
             if offsets:
                 self._consumer.commit(offsets)
         self._last_commit = time.monotonic()
+        self._uncommitted = False
 
     def _recover_from_failed_commit(self, keep: set[str] = frozenset()) -> None:
         """After a commit that did not happen: under exactly-once the transaction (every task's

@@ -31,7 +31,7 @@ from .aggregators import Aggregator, CountAggregator, LatestAggregator, SumAggre
 from .node import Node
 from .processor import Processor
 from .operators.aggregate import AggregateNode
-from .operators.repartition import BatchRepartitionSink, BatchRepartitionSource
+from .operators.repartition import BatchRepartitionSink, BatchRepartitionSource, CountCombineNode
 from .operators.source_sink import SinkNode, SourceNode
 from .operators.stateless import FilterNode, FlatMapNode, MapNode, MapValuesNode, PeekNode, SelectKeyNode
 from .operators.table import ToStreamNode
@@ -152,6 +152,7 @@ class Stream:
         self._top = top
         self._node = node
         self._key_changed = key_changed
+        self._repartition_sink: str | None = None  # this stream comes out of that repartition sink
 
     def _then(self, kind: str, make: Callable[[str], Node], name: str | None = None, key_changed: bool | None = None) -> Stream:
         name = name or self._top._name(kind)
@@ -220,7 +221,9 @@ class Stream:
         self._top._add(NodeSpec(sink, lambda: BatchRepartitionSink(sink, topic), [self._node], sink_topic=topic))
         src = base + "-source"
         self._top._add(NodeSpec(src, lambda: BatchRepartitionSource(src, topic), source_topic=topic))
-        return Stream(self._top, src, False)
+        out = Stream(self._top, src, False)
+        out._repartition_sink = sink  # (an aggregation may put a combiner before it)
+        return out
 
     def group_by_key(self) -> GroupedStream:
         """Group by the current key (repartitioning first if an operator changed it)."""
@@ -283,8 +286,30 @@ class GroupedStream:
 
     def count(self, *, ttl_ms: int | None = None, name: str | None = None) -> Table:
         """Records per key. ``ttl_ms``: forget a key not updated for that long (stream time),
-        emitting a tombstone for it (see :meth:`aggregate`)."""
+        emitting a tombstone for it (see :meth:`aggregate`).
+
+        After a re-key, each batch is counted per key before the repartition topic (a combiner),
+        so that topic carries a count per distinct key and batch rather than every record."""
+        if ttl_ms is None and self._s._repartition_sink is not None:
+            self._combine_before(self._s._repartition_sink, CountCombineNode)
         return self._aggregate("COUNT", CountAggregator(), name, ttl_ms)
+
+    def _combine_before(self, sink: str, make: Callable[[str], Node]) -> None:
+        """Put a combiner node right before the repartition sink ``sink`` (in the same place of
+        the node order, so sub-topologies, tasks and internal topics keep their names)."""
+        top = self._s._top
+        spec = top.nodes[sink]
+        name = sink + "-combine"
+        if name in top.nodes:
+            return
+        combine = NodeSpec(name, lambda: make(name), list(spec.parents))
+        spec.parents = [name]
+        nodes = {}
+        for n, sp in top.nodes.items():
+            if n == sink:
+                nodes[name] = combine
+            nodes[n] = sp
+        top.nodes = nodes
 
     def sum(self, field: str, *, ttl_ms: int | None = None, name: str | None = None) -> Table:
         """Sum of a value field per key."""

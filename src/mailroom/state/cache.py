@@ -49,6 +49,7 @@ class CachingStore(KeyValueStore):
         self._dirty: dict[bytes, object] = {}
         self._deletes = False  # whether _dirty holds a deletion
         self._log: list[tuple[bytes, bytes | None]] = []  # uncached mode: every change, in order
+        self._pending: Callable[[], None] | None = None  # an operator's deferred writes (see defer)
 
     @property
     def full(self) -> bool:
@@ -60,13 +61,39 @@ class CachingStore(KeyValueStore):
         """About how many bytes the puts since the last flush hold."""
         return self._bytes
 
+    def defer(self, write: Callable[[], None], nbytes: int = 0) -> None:
+        """Let an operator put its changes later: ``write()`` puts them, and every read, scan
+        and flush of this store calls it first (once), so any reader sees what it would have
+        seen had they been put at once. An operator that keeps its state decoded between commits
+        thus encodes each changed key once per commit, not once per batch. ``nbytes``: what the
+        deferred changes hold, counted toward :attr:`full` now."""
+        self._pending = write
+        self._bytes += nbytes
+
+    def _sync(self) -> None:
+        write = self._pending
+        if write is not None:
+            self._pending = None
+            write()
+
+    def get_many_deferred(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """:meth:`get_many` without running the deferred writer: for that writer itself, reading
+        keys it holds no deferred change for."""
+        pending, self._pending = self._pending, None
+        try:
+            return self.get_many(keys)
+        finally:
+            self._pending = pending
+
     def get(self, key: bytes) -> bytes | None:
+        self._sync()
         v = self._dirty.get(key, None)
         if v is None:
             return self.inner.get(key)
         return None if v is _DELETED else v  # type: ignore[return-value]
 
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        self._sync()
         dirty = self._dirty
         if not dirty:
             return self.inner.get_many(keys)
@@ -119,6 +146,7 @@ class CachingStore(KeyValueStore):
 
     def range(self, lo: bytes | None = None, hi: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Merged view of the store and the dirty entries (dirty ones win)."""
+        self._sync()
         if not self._dirty:
             yield from self.inner.range(lo, hi)
             return
@@ -139,10 +167,12 @@ class CachingStore(KeyValueStore):
             nxt = next(it, None)
 
     def approximate_count(self) -> int:
+        self._sync()
         return self.inner.approximate_count() + sum(1 for v in self._dirty.values() if v is not _DELETED)
 
     def flush(self) -> list[tuple[bytes, bytes | None]]:
         """Write the dirty keys to the store in one batch; returns the changes (None = deleted)."""
+        self._sync()
         self._bytes = 0
         if not self.enabled:
             changes, self._log = self._log, []
@@ -166,6 +196,7 @@ class CachingStore(KeyValueStore):
 
         Cached table operators emit these, so downstream can retract the old value.
         """
+        self._sync()
         if not self.enabled or not self._dirty:
             return [(k, None, v) for k, v in self.flush()]
         keys = list(self._dirty)
@@ -173,6 +204,7 @@ class CachingStore(KeyValueStore):
         return [(k, o, n) for (k, n), o in zip(self.flush(), old)]
 
     def clear(self) -> None:
+        self._pending = None
         self._bytes = 0
         self._dirty.clear()
         self._deletes = False

@@ -23,6 +23,7 @@ from ..node import Node
 
 _TS = struct.Struct(">q")
 _NO_TS = -(1 << 62)
+_DIRTY_BYTES = 140  # what a changed key's deferred write will hold in the cache, beyond its key
 _ABSENT = object()  # no state yet
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # come back from msgpack as they were
 _IS_STR = str.__instancecheck__
@@ -53,6 +54,8 @@ class AggregateNode(Node):
         self._hot: dict[Any, list] = {}
         #: whether every key so far was a str (None: no key seen yet)
         self._simple: bool | None = None
+        #: lookup keys of ``_hot`` changed since their state was last put in the store
+        self._dirty: dict[Any, None] = {}
 
     def init(self, ctx) -> None:
         super().init(ctx)
@@ -137,6 +140,7 @@ class AggregateNode(Node):
                 self._simple = True
                 return keys, True
             if self._simple:  # from now on by encoding: re-key what is cached
+                self._dirty = {self._hot[k][0]: None for k in self._dirty}
                 self._hot = {e[0]: e for e in self._hot.values()}
             self._simple = False
         return [encode_key(k) for k in keys], False
@@ -151,23 +155,38 @@ class AggregateNode(Node):
         # an aggregator whose merge replaces the state needs only the stored timestamp
         decode = (lambda raw: None) if self.agg.replaces and self.agg.batchable else self.agg.decode
         ts_of = _TS.unpack_from
-        for k, kb, raw in zip(new, kbs, self.store.get_many(kbs)):
+        # (keys not in _hot have no deferred write: no need to run it for this read)
+        for k, kb, raw in zip(new, kbs, self.store.get_many_deferred(kbs)):
             if raw is None:
                 hot[k] = [kb, _NO_TS, _ABSENT, None, None]
             else:  # (the old raw value is read again at commit: not held, 1M keys must fit in memory)
                 hot[k] = [kb, ts_of(raw)[0], decode(raw[8:]), True, None]
 
     def _put_hot(self, lks) -> None:
-        """Write the state of the keys ``lks`` (distinct) to the store; drop stateless entries."""
-        hot, enc, pk = self._hot, self.agg.encode, _TS.pack
-        puts = []
+        """Mark the keys ``lks`` (distinct) changed; drop stateless entries. Their state is
+        encoded and put once, when the store is next read or flushed (``defer``), not per batch."""
+        hot, dirty = self._hot, self._dirty
+        nbytes = 0
         for k in lks:
             e = hot[k]
             if e[2] is _ABSENT:  # new, and its records failed: nothing to keep
                 del hot[k]
-                continue
-            e[4] = raw = pk(e[1]) + enc(e[2])
-            puts.append((e[0], raw))
+                dirty.pop(k, None)
+            elif k not in dirty:
+                dirty[k] = None
+                nbytes += len(e[0]) + _DIRTY_BYTES
+        self.store.defer(self._write_dirty, nbytes)
+
+    def _write_dirty(self) -> None:
+        """Put the state of every key changed since the last write (the store's deferred writer)."""
+        dirty, self._dirty = self._dirty, {}
+        hot, enc, pk = self._hot, self.agg.encode, _TS.pack
+        puts = []
+        for k in dirty:
+            e = hot.get(k)
+            if e is not None and e[2] is not _ABSENT:
+                e[4] = raw = pk(e[1]) + enc(e[2])
+                puts.append((e[0], raw))
         self.store.put_many(puts)
 
     def _process_hot(self, batch: Batch) -> None:
@@ -227,6 +246,7 @@ class AggregateNode(Node):
         self._put_hot(uniq)
 
     def _commit_hot(self) -> None:
+        self._write_dirty()  # (before the entries leave _hot)
         hot = self._hot
         self._hot = {}
         # the values as of the last commit, from under the cache, before this flush replaces them

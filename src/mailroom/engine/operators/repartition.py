@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from ...log import RecordBatch, partitions_for
+from ..aggregators import COMBINED_COUNT
 from ..batch import Batch
 from ..codec import pack, unpack
 from ..node import Node
@@ -27,6 +28,7 @@ from .source_sink import SourceNode
 #: one Arrow IPC frame holding the values and, in two extra columns, the keys and timestamps
 _COLUMNAR, _ROWS, _FRAME = 1, 2, 3
 _K, _T = "__mailroom_key", "__mailroom_ts"
+COUNT_COLUMN = COMBINED_COUNT
 _IS_STR = str.__instancecheck__
 
 
@@ -184,3 +186,33 @@ class BatchRepartitionSource(SourceNode):
         self.ctx.count("records-in", len(batch))
         self.process(batch)
         return int(batch.timestamps.max())
+
+
+class CountCombineNode(Node):
+    """A combiner before a count's repartition topic: with caching on, each batch becomes one
+    row per distinct key, carrying how many records it stands for (``COUNT_COLUMN``) and their
+    latest timestamp, so the topic (and the count after it) handles distinct keys, not records.
+
+    With caching off every record's update must be emitted, so batches pass unchanged; so do
+    batches without a string key column or with NULL keys (the count reports those).
+    """
+
+    def process(self, batch: Batch) -> None:
+        ks = batch.key_series()
+        if (not self.ctx.caching or ks is None or ks.dtype != pl.String or ks.null_count()
+                or batch.headers is not None or len(batch) < 2):
+            self.forward(batch)
+            return
+        cols = {"k": ks, "t": batch.timestamps}
+        aggs = [pl.len().alias("n"), pl.col("t").max()]
+        if batch.offsets is not None:
+            cols["o"] = batch.offsets
+            aggs.append(pl.col("o").max())
+        if isinstance(batch.values, pl.DataFrame) and COUNT_COLUMN in batch.values.columns:
+            cols["c"] = batch.values[COUNT_COLUMN]  # (already combined upstream)
+            aggs[0] = pl.col("c").sum().alias("n")
+        g = pl.DataFrame(cols).group_by("k", maintain_order=True).agg(aggs)
+        self.forward(Batch(None, pl.DataFrame({COUNT_COLUMN: g["n"].cast(pl.Int64)}),
+                           g["t"].to_numpy().astype(np.int64, copy=False),
+                           None if batch.offsets is None else g["o"].to_numpy().astype(np.int64, copy=False),
+                           batch.topic, batch.partition, key_column=g["k"]))

@@ -141,3 +141,34 @@ def test_a_join_reads_counts_changed_since_the_last_commit() -> None:
     got = [(o.key, o.value) for o in d.read_output("out", key_serde=MSGPACK, value_serde=MSGPACK)]
     assert got == [("a", {"v": 10, "clicks": 2}), ("b", {"v": 20, "clicks": 1}), ("c", {"v": 30, "clicks": None}),
                    ("a", {"v": 40, "clicks": 3})]
+
+
+@pytest.mark.parametrize("keep", [100_000, 3, 0])
+def test_windows_kept_decoded_across_commits_give_the_uncached_result(keep: int, monkeypatch) -> None:
+    """Open windows stay decoded between commits (up to KEEP_WINDOWS, the newest): a window a
+    later batch goes on with, kept or read back, ends as without caching, old values included,
+    also for a state that is not a scalar (a list the aggregator builds)."""
+    from mailroom.engine.operators import windowed_aggregate
+
+    monkeypatch.setattr(windowed_aggregate, "KEEP_WINDOWS", keep)
+    rng = random.Random(11)
+    recs = [(rng.choice("abc"), {"n": i}, 60_000 * rng.randrange(4) + i) for i in range(240)]
+    results = []
+    for caching in (False, True):
+        top = Topology()
+        (top.stream("in", key_serde=MSGPACK).group_by_key()
+            .windowed_by(TimeWindows.tumbling(60_000, grace_ms=3_600_000))
+            .aggregate(list, lambda k, v, agg: sorted(agg + [v["n"]])[-3:])
+            .to_stream(with_old=True).to("out", key_serde=MSGPACK, value_serde=MSGPACK))
+        d = TestDriver(top, caching=caching)
+        outs = []
+        for i in range(0, len(recs), 40):
+            d.pipe_batch("in", recs[i : i + 40])
+            outs += _changes(d, "out")
+        results.append(outs)
+    final = [{tuple(k): v["new"] for k, v in outs} for outs in results]
+    assert final[0] == final[1] and len(final[1]) == 12
+    last: dict = {}
+    for k, v in results[1]:
+        assert v["old"] == last.get(tuple(k))
+        last[tuple(k)] = v["new"]

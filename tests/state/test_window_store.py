@@ -30,3 +30,23 @@ def test_old_segments_are_dropped() -> None:
     assert list(ws.fetch(b"k", 0, 30_000)) == [(26_000, b"new")]
     ws.put(b"k", 2000, b"too late")  # beyond retention: ignored
     assert ws.get(b"k", 2000) is None
+
+
+def test_deferred_writes_land_before_any_read_and_before_their_segment_expires() -> None:
+    ws, dropped = make()
+    calls = []
+
+    def write() -> None:
+        calls.append(1)
+        ws.put_many([(b"k", 0, b"a"), (b"k", 6_000, b"b")])
+
+    ws.defer(write)
+    ws.advance(9_000)  # nothing expires yet: the writer waits
+    assert calls == []
+    assert list(ws.fetch(b"k", 0, 10_000)) == [(0, b"a"), (6_000, b"b")]
+    assert calls == [1]
+    ws.defer(write)
+    ws.get_many([(b"other", 0)], deferred=True)  # the writer's own read of other windows: still waiting
+    assert calls == [1]
+    ws.advance(100_000)  # the segments go: the deferred write landed first (then went with them)
+    assert calls == [1, 1] and dropped == ["w.0", "w.1"] and list(ws.all()) == []

@@ -38,6 +38,18 @@ class WindowStore:
         self._drop = drop_segment
         self._segments: dict[int, KeyValueStore] = {}
         self.observed_time = -(1 << 62)
+        self._pending: Callable[[], None] | None = None  # an operator's deferred writes (see defer)
+
+    def defer(self, write: Callable[[], None]) -> None:
+        """Let an operator put its changes later: ``write()`` puts them, and every read, scan,
+        expiry and flush of this store calls it first (once); see ``CachingStore.defer``."""
+        self._pending = write
+
+    def _sync(self) -> None:
+        write = self._pending
+        if write is not None:
+            self._pending = None
+            write()
 
     def _segment_id(self, start: int) -> int:
         return start // self.segment_ms
@@ -55,12 +67,17 @@ class WindowStore:
         self._segment(self._segment_id(start)).put(window_key(key, start), value)
 
     def get(self, key: bytes, start: int) -> bytes | None:
+        self._sync()
         seg = self._segment(self._segment_id(start), create=False)
         return seg.get(window_key(key, start)) if seg else None
 
-    def get_many(self, windows: list[tuple[bytes, int]], *, keyed: bool = False) -> list[bytes | None]:
+    def get_many(self, windows: list[tuple[bytes, int]], *, keyed: bool = False, deferred: bool = False) -> list[bytes | None]:
         """The values of several (key, start) windows: one read per segment they fall in.
-        ``keyed``: the items are (window key, start), the window key already made."""
+        ``keyed``: the items are (window key, start), the window key already made.
+        ``deferred``: without running the deferred writer (for that writer itself, reading
+        windows it holds no deferred change for)."""
+        if not deferred:
+            self._sync()
         out: list[bytes | None] = [None] * len(windows)
         by_seg: dict[int, list[int]] = {}
         seg_ms = self.segment_ms
@@ -89,12 +106,14 @@ class WindowStore:
 
     def fetch(self, key: bytes, t_from: int, t_to: int) -> Iterator[tuple[int, bytes]]:
         """(start, value) of ``key``'s windows with t_from <= start <= t_to, ascending."""
+        self._sync()
         for sid in sorted(s for s in self._segments if self._segment_id(t_from) <= s <= self._segment_id(t_to)):
             for wk, v in self._segments[sid].range(window_key(key, t_from), window_key(key, t_to + 1)):
                 yield split_window_key(wk)[1], v
 
     def all(self) -> Iterator[tuple[bytes, int, bytes]]:
         """Every (key, start, value)."""
+        self._sync()
         for sid in sorted(self._segments):
             for wk, v in self._segments[sid].items():
                 k, s = split_window_key(wk)
@@ -102,10 +121,13 @@ class WindowStore:
 
     def advance(self, stream_time: int) -> list[str]:
         """Note the stream time; drop segments entirely older than the retention. Returns their names."""
+        horizon = self._segment_id(max(self.observed_time, stream_time) - self.retention_ms)
+        expired = [s for s in self._segments if s < horizon]
+        if expired:
+            self._sync()  # (deferred writes land before their segment goes, as they would have)
         self.observed_time = max(self.observed_time, stream_time)
-        horizon = self._segment_id(self.observed_time - self.retention_ms)
         dropped = []
-        for sid in [s for s in self._segments if s < horizon]:
+        for sid in expired:
             name = f"{self.name}.{sid}"
             self._segments.pop(sid).close()
             self._drop(name)
@@ -114,11 +136,13 @@ class WindowStore:
 
     def flush(self) -> None:
         """Flush every (caching) segment to its store and changelog."""
+        self._sync()
         for sid in sorted(self._segments):
             self._segments[sid].flush()
 
     def flush_with_old(self) -> list[tuple[bytes, bytes | None, bytes | None]]:
         """Flush every (caching) segment; (window key, old, new) of each change."""
+        self._sync()
         out: list = []
         for sid in sorted(self._segments):
             seg = self._segments[sid]

@@ -26,6 +26,10 @@ from .aggregate import _ABSENT, _IS_STR, _NO_TS, _SCALARS, _max_ts, decode_key, 
 _TS = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
 _first = operator.itemgetter(0)
+_UNDECODED = object()  # an entry's state at the last commit is not held decoded (read it from the raw value)
+#: how many open windows a windowed aggregation keeps decoded across commits (the rest are
+#: read back from the store when a record comes for them)
+KEEP_WINDOWS = 100_000
 
 
 def _end_key(end: int) -> bytes:
@@ -47,9 +51,15 @@ class WindowedAggregateNode(Node):
         self.agg = agg
         self.emit_final = emit_final
         #: (key, start) -> [key bytes, start, max timestamp, state, raw value at the last commit, raw value now,
-        #: window key]
+        #: window key, state at the last commit (if a scalar, else _UNDECODED)]; open windows stay
+        #: here across commits (up to KEEP_WINDOWS), so a window a batch goes on with is not read back
         self._hot: dict[Any, list] = {}
+        #: windows changed since the last commit, in order of their first change (emitted at commit)
+        self._changed: dict[Any, None] = {}
         self._simple: bool | None = None
+        #: ``_hot`` entries changed since their state was last put in the store (deferred writes,
+        #: as in AggregateNode; not with emit_final, whose pending index is written per batch)
+        self._dirty: dict[Any, None] = {}
 
     def init(self, ctx) -> None:
         super().init(ctx)
@@ -120,6 +130,8 @@ class WindowedAggregateNode(Node):
             keys = batch.keys
             simple = self._simple is not False and all(map(_IS_STR, keys))
         if not simple and self._simple:
+            self._dirty = {(hot[w][0], hot[w][1]): None for w in self._dirty}
+            self._changed = {(hot[w][0], hot[w][1]): None for w in self._changed}
             self._hot = hot = {(e[0], e[1]): e for e in hot.values()}  # from now on by key bytes
         self._simple = simple
         ts = batch.timestamps
@@ -173,13 +185,28 @@ class WindowedAggregateNode(Node):
         byte_wins = [(encode_key(k), s) for k, s in new] if simple else new
         wks = [(window_key(kb, s), s) for kb, s in byte_wins]
         decode = self.agg.decode
-        for w, (kb, s), (wk, _s), raw in zip(new, byte_wins, wks, self.store.get_many(wks, keyed=True)):
+        # (windows not in _hot have no deferred write: no need to run it for this read)
+        for w, (kb, s), (wk, _s), raw in zip(new, byte_wins, wks, self.store.get_many(wks, keyed=True, deferred=True)):
             if raw is None:
-                hot[w] = [kb, s, _NO_TS, _ABSENT, None, None, wk]
+                hot[w] = [kb, s, _NO_TS, _ABSENT, None, None, wk, _UNDECODED]
             else:
-                hot[w] = [kb, s, _TS.unpack_from(raw)[0], decode(raw[8:]), raw, raw, wk]
+                a = decode(raw[8:])
+                hot[w] = [kb, s, _TS.unpack_from(raw)[0], a, raw, raw, wk, a if type(a) in _SCALARS else _UNDECODED]
 
     def _put_hot(self, wins) -> None:
+        self._changed.update(dict.fromkeys(wins))
+        if self.pending is None:  # put at the next read or flush of the store, once per commit
+            self._dirty.update(dict.fromkeys(wins))
+            self.store.defer(self._write_dirty)
+            return
+        self._put(wins)
+
+    def _write_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        hot = self._hot
+        self._put([w for w in dirty if w in hot])
+
+    def _put(self, wins) -> None:
         hot, enc, pk, pending = self._hot, self.agg.encode, _TS.pack, self.pending
         size = self.windows.size
         puts = []
@@ -192,31 +219,48 @@ class WindowedAggregateNode(Node):
         self.store.put_many(puts, keyed=True)
 
     def _commit_hot(self) -> None:
-        hot = self._hot
-        self._hot = {}
+        self._write_dirty()
+        hot, changed = self._hot, self._changed
+        self._changed = {}
         self.store.flush()
         if self.pending is not None:
             self.pending.flush()
-        if self.emit_final or not hot:
-            return
+        if changed and not self.emit_final:
+            self._emit_changed([(w, hot[w]) for w in changed if w in hot])
+        self._keep_open(hot)
+
+    def _emit_changed(self, items: list) -> None:
         seg_ms, segments = self.store.segment_ms, self.store.segments()
         # in the order the store's flush would give: by segment, then by first update (windows
         # whose segment was dropped since are not emitted: the store lost them too)
-        sids = [e[1] // seg_ms for e in hot.values()]
+        sids = [e[1] // seg_ms for _w, e in items]
         if sids.count(sids[0]) == len(sids) and sids[0] in segments:
-            entries = hot.items()
+            entries = items
         else:
-            entries = [it for _sid, it in sorted(zip(sids, hot.items()), key=_first) if _sid in segments]
+            entries = [it for _sid, it in sorted(zip(sids, items), key=_first) if _sid in segments]
         keys, new, old, ts = [], [], [], []
         res, decode, size = self.agg.result, self.agg.decode, self.windows.size
         simple = self._simple is True
-        for w, (kb, s, t, a, o, n, _wk) in entries:
+        for w, (kb, s, t, a, o, n, _wk, oa) in entries:
             keys.append(Windowed(w[0] if simple else decode_key(kb), s, s + size))
             new.append(res(a if type(a) in _SCALARS else decode(n[8:])))
-            old.append(None if o is None else res(decode(o[8:])))
+            old.append(None if o is None else res(oa if oa is not _UNDECODED else decode(o[8:])))
             ts.append(t)
         if keys:
             self.forward(Batch(keys, new, np.asarray(ts, dtype=np.int64), old_values=old))
+
+    def _keep_open(self, hot: dict) -> None:
+        """Keep the decoded windows that may still change (not closed by grace), the newest
+        up to KEEP_WINDOWS, their current value now the value as of this commit."""
+        w = self.windows
+        closed = self.ctx.stream_time - w.size - w.grace  # a window starting at or before it is closed
+        keep = {k: e for k, e in hot.items() if e[1] > closed and e[3] is not _ABSENT}
+        if len(keep) > KEEP_WINDOWS:
+            keep = dict(sorted(keep.items(), key=lambda it: it[1][1])[-KEEP_WINDOWS:])
+        for e in keep.values():
+            e[4] = e[5]
+            e[7] = e[3] if type(e[3]) in _SCALARS else _UNDECODED
+        self._hot = keep
 
     def commit(self) -> None:
         if self.ctx.caching:

@@ -163,7 +163,7 @@ class EmbeddedConsumer(Consumer):
                 break
             reader = self._readers[tp]
             try:
-                frames = reader.read(budget)
+                frames = reader.read(budget, split=not out)  # (a whole frame or none, once some records are in)
             except FileNotFoundError:
                 self._seek_reset(tp, reader)  # its segment went away under retention
                 continue

@@ -44,6 +44,7 @@ MAGIC = b"MRB1"
 HEADER = struct.Struct("<4sIIHHqIIqq")
 HEADER_SIZE = HEADER.size  # 48
 _I32 = struct.Struct("<i")
+_BINARY = pa.binary()
 
 FLAG_KEYS = 1
 FLAG_NULL_KEYS = 2
@@ -152,13 +153,17 @@ def encode(
 ) -> list[bytes]:
     """A frame as a list of buffers (write them with one ``os.writev``)."""
     count = len(values)
-    ts = np.ascontiguousarray(timestamps, dtype="<i8")
+    ts = timestamps if isinstance(timestamps, np.ndarray) else np.asarray(timestamps, dtype="<i8")
     flags = FLAG_TRANSACTIONAL if transactional else 0
-    if count and ts[0] == ts[-1] and (count < 3 or (ts == ts[0]).all()):
+    # (a zero stride: a producer's broadcast batch stamp, one timestamp by construction)
+    if count and (ts.strides[0] == 0 or ts[0] == ts[-1] and (count < 3 or (ts == ts[0]).all())):
         flags |= FLAG_ONE_TIMESTAMP  # 8 bytes a record fewer to write, read and check
         body: list[bytes] = []
+        max_ts = int(ts[0])
     else:
+        ts = np.ascontiguousarray(ts, dtype="<i8")
         body = [ts.tobytes()]
+        max_ts = int(ts.max()) if count else -1
     if offset_deltas is not None:
         flags |= FLAG_OFFSET_DELTAS
         body.append(np.ascontiguousarray(offset_deltas, dtype="<i4").tobytes())
@@ -183,7 +188,6 @@ def encode(
     if length & 7:  # frames stay 8-byte aligned in the file, so their columns do too
         body.append(b"\0" * (_pad8(length) - length))
         length = _pad8(length)
-    max_ts = int(ts.max()) if count else -1
     last_delta = int(offset_deltas[-1]) if offset_deltas is not None and count else max(count - 1, 0)
     head = HEADER.pack(MAGIC, length, 0, flags, 0, base_offset, count, last_delta, max_ts, txn_id)
     return reseal([head, *body])
@@ -239,7 +243,8 @@ def decode(buf: bytes, pos: int, header: FrameHeader) -> DecodedFrame:
     pbuf = pa.py_buffer(buf)
     p = pos + HEADER_SIZE
     if flags & FLAG_ONE_TIMESTAMP:
-        timestamps = np.full(n, header.max_timestamp, dtype=np.int64)
+        timestamps = np.empty(n, dtype=np.int64)
+        timestamps.fill(header.max_timestamp)  # (np.full, without its Python-level overhead)
     else:
         timestamps = np.frombuffer(buf, dtype="<i8", count=n, offset=p)
         p += 8 * n
@@ -272,5 +277,5 @@ def _read_column(buf: bytes, pbuf: pa.Buffer, p: int, n: int, has_nulls: int) ->
         blen = (n + 7) // 8
         validity = pbuf.slice(p, blen)
         p += _pad8(blen)
-    arr = pa.BinaryArray.from_buffers(pa.binary(), n, [validity, obuf, pbuf.slice(p, data_len)])
+    arr = pa.Array.from_buffers(_BINARY, n, [validity, obuf, pbuf.slice(p, data_len)])
     return arr, p + data_len

@@ -50,9 +50,14 @@ def _gather(arr: pa.Array, order: np.ndarray, order_pa: pa.Array, widths: tuple[
         return arr.take(order_pa)
     first = int(np.frombuffer(arr.buffers()[1], dtype="<i4", count=1, offset=4 * arr.offset)[0])
     rows = np.frombuffer(arr.buffers()[2], dtype=f"V{w}", count=n, offset=first)
-    data = np.take(rows, order)
+    data = np.take(rows, order, mode="clip")  # (order is a permutation: no index to check)
     offsets = np.arange(0, (n + 1) * w, w, dtype=np.int32)
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _one_timestamp(ts: np.ndarray) -> bool:
+    """Whether every record has the same timestamp (a broadcast batch stamp: at once)."""
+    return ts.strides[0] == 0 or bool(ts[0] == ts[-1] and (ts == ts[0]).all())
 
 
 def _by_partition(parts: np.ndarray, nparts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,10 +113,11 @@ class EmbeddedProducer(Producer):
         nparts = len(t.partitions)
         if keys is not None and len(keys) != n:
             raise ValueError(f"{len(keys)} keys for {n} values")
-        if timestamps is None:
-            ts = np.full(n, int(time.time() * 1000), dtype=np.int64)
-        elif isinstance(timestamps, (int, np.integer)):
-            ts = np.full(n, timestamps, dtype=np.int64)
+        if timestamps is None or isinstance(timestamps, (int, np.integer)):
+            # one timestamp for the batch: a read-only broadcast view (no array of n copies to
+            # fill, gather and compare; encode sees its zero stride and stores it once)
+            stamp = int(time.time() * 1000) if timestamps is None else int(timestamps)
+            ts = np.broadcast_to(np.int64(stamp), (n,))
         else:
             ts = np.asarray(timestamps, dtype=np.int64)
         # columns as Arrow arrays: lengths, limits, hashing and the split by partition all run in C
@@ -147,7 +153,7 @@ class EmbeddedProducer(Producer):
         order_pa = pa.array(order)
         vals_s = vals.take(order_pa)
         keys_s = None if karr is None else karr.take(order_pa)
-        ts_s = ts[order]
+        ts_s = ts if _one_timestamp(ts) else ts[order]
         a = 0
         for p, b in enumerate(ends.tolist()):
             if b == a:
@@ -179,7 +185,7 @@ class EmbeddedProducer(Producer):
         self._check(t, vals, karr, vw[1] + kw[1])
         vals = _gather(vals, order, order_pa, vw)
         keys_s = _gather(karr, order, order_pa, kw)
-        ts_s = ts if ts[0] == ts[-1] and (ts == ts[0]).all() else ts[order]  # one timestamp: no gather
+        ts_s = ts if _one_timestamp(ts) else ts[order]  # one timestamp: no gather
         a = 0
         for p, b in enumerate(ends.tolist()):
             if b == a:

@@ -83,10 +83,13 @@ class PartitionReader:
         self._cbuf: memoryview | None = None
         self._cstart = 0
         self._fd = -1
+        self._size = 0
         self._base = -1
         self._pos = 0
         #: length of the frame at ``_pos`` when its header came with the previous read, else 0
         self._next_len = 0
+        #: and its record count (0: not known)
+        self._next_count = 0
         #: (position, header, decoded frame) of a frame a poll took only part of: the next poll
         #: goes on with it without checking its CRC and decoding it again
         self._held: tuple[int, fr.FrameHeader, fr.DecodedFrame] | None = None
@@ -101,9 +104,10 @@ class PartitionReader:
         self.close()
         self._cbuf = None
         self._fd = os.open(self.plog.segment_path(base), os.O_RDONLY)
+        self._size = 0  # the segment's size as last seen (a lower bound: it only grows)
         self._base = base
         self._pos = 0
-        self._next_len = 0
+        self._next_len = self._next_count = 0
         self._held = None
 
     def seek(self, offset: int) -> None:
@@ -135,13 +139,17 @@ class PartitionReader:
             except fr.FrameError:
                 pos = 0
         self._pos = pos
-        self._next_len = 0
+        self._next_len = self._next_count = 0
         self._held = None
         self._cbuf = None
         self.next_offset = offset
 
-    def read(self, max_records: int, max_bytes: int | None = None) -> list[fr.DecodedFrame]:
-        """Up to ``max_records`` records from the current position, as decoded frames."""
+    def read(self, max_records: int, max_bytes: int | None = None, split: bool = True) -> list[fr.DecodedFrame]:
+        """Up to ``max_records`` records from the current position, as decoded frames.
+
+        A frame that does not fit the records still wanted is split only when it would be the
+        first one read (and ``split``): otherwise the read ends before it, with fewer records.
+        """
         if max_bytes is None:
             max_bytes = READ_CHUNK
         out: list[fr.DecodedFrame] = []
@@ -152,22 +160,30 @@ class PartitionReader:
                 return out
             i = bisect.bisect_right(segs, self.next_offset) - 1
             self._open(segs[max(i, 0)])
-        while n < max_records:
+        stop = False
+        while n < max_records and not stop:
             buf = self._cached()  # (a whole frame left from the last read: no need to look at the file)
             if buf is None:
-                size = os.fstat(self._fd).st_size
+                want = max(max_bytes, fr.HEADER_SIZE)
+                if self._next_len >= OWN_READ_BYTES:  # one big frame: read it and the next header
+                    if (n or not split) and self._next_count > max_records - n:
+                        break  # it would not fit whole: not even read (see below)
+                    want = self._next_len + fr.HEADER_SIZE
+                size = self._size
+                if self._pos + want > size:  # (segments only grow: a size seen before still holds)
+                    size = self._size = os.fstat(self._fd).st_size
                 if self._pos >= size:
                     if not self._advance_segment(size):
                         break
                     continue
-                want = max(max_bytes, fr.HEADER_SIZE)
-                if self._next_len >= OWN_READ_BYTES:  # one big frame: read it and the next header
-                    want = self._next_len + fr.HEADER_SIZE
-                buf = self._pread(min(size - self._pos, want))
+                want = min(size - self._pos, want)
+                buf = self._pread(want)
+                if len(buf) < want:  # shorter than seen before (a torn tail set aside): look again next time
+                    self._size = self._pos + len(buf)
                 self._cbuf, self._cstart = buf, self._pos
             p = 0
             progressed = False
-            next_len = 0  # the length of the frame at p, once known
+            next_len = next_count = 0  # the length (and record count) of the frame at p, once known
             while p < len(buf) and n < max_records:
                 held = self._held
                 if held is not None and held[0] == self._pos + p:  # the rest of a frame begun before
@@ -184,9 +200,9 @@ class PartitionReader:
                         raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, str(e)) from None
                     if p + head.length > len(buf):
                         if p:
-                            next_len = head.length
+                            next_len, next_count = head.length, head.count
                             break  # read the rest of it in the next chunk
-                        size = os.fstat(self._fd).st_size  # (a cached chunk starts with a whole frame)
+                        size = self._size = os.fstat(self._fd).st_size  # (a cached chunk starts with a whole frame)
                         if self._pos + head.length > size:
                             return out  # still being written (or torn, until a writer repairs it)
                         buf = self._pread(head.length)  # a frame bigger than a chunk
@@ -201,25 +217,44 @@ class PartitionReader:
                         progressed = True
                         continue
                     dec = fr.decode(buf, p, head)
-                lo = int(np.searchsorted(dec.offsets, self.next_offset)) if dec.offsets[0] < self.next_offset else 0
-                hi = min(len(dec.offsets), lo + (max_records - n))
+                # (a frame's first offset is its base offset: no numpy scalar needed to compare)
+                lo = int(np.searchsorted(dec.offsets, self.next_offset)) if head.base_offset < self.next_offset else 0
+                count = head.count
+                hi = min(count, lo + (max_records - n))
+                if hi < count and (n or not split):
+                    # it does not fit what is left of the budget: leave it whole for the next
+                    # read (decoded and checked already) rather than split it, so no frame's
+                    # buffer is pinned by an unserved remainder (fewer pooled buffers in use:
+                    # warmer in the CPU cache when reused)
+                    next_len = head.length
+                    self._held = (self._pos + p, head, dec)
+                    stop = True
+                    break
                 whole = dec
-                if lo or hi < len(dec.offsets):
+                last = head.base_offset + head.last_delta
+                if lo or hi < count:
                     dec = _slice(dec, lo, hi)
+                    if hi < count:
+                        last = int(dec.offsets[-1])
                 out.append(dec)
                 n += hi - lo
-                self.next_offset = int(dec.offsets[-1]) + 1
+                self.next_offset = last + 1
                 progressed = True
-                if self.next_offset > head.last_offset:
+                if hi == count:
                     p += head.length
                 else:
                     next_len = head.length
                     self._held = (self._pos + p, head, whole)
                     break  # the rest of this frame next time
-            self._next_len = next_len
+            self._next_len, self._next_count = next_len, next_count
             self._pos += p
-            if p == len(buf):
-                self._cbuf = None  # all served: let the buffer go back to the pool with its batches
+            rest = len(buf) - p
+            if rest < fr.HEADER_SIZE or next_len > rest:
+                # no whole frame left (all served, or just the next header read with a big
+                # frame): let the buffer go back to the pool with its batches. Held on to, it
+                # kept one buffer a partition out of the pool: a longer rotation of buffers,
+                # colder in the CPU cache when reused.
+                self._cbuf = None
             if not progressed:
                 break
         return out
@@ -253,7 +288,7 @@ class PartitionReader:
             return None
         if head.length > len(mv):
             self._cbuf = None
-            self._next_len = head.length
+            self._next_len, self._next_count = head.length, head.count
             return None
         return mv
 

@@ -39,7 +39,8 @@ _OFFSET_RESET_KEYS = ("auto.offset.reset", "ksql.streams.auto.offset.reset")
 log = logging.getLogger("mailroom.server")
 _READ_ONLY = (A.Show, A.Describe, A.DescribeFunction, A.Explain)
 #: the statements the command topic keeps (what changes the metastore or what runs)
-_COMMANDS = (A.CreateSource, A.CreateAsSelect, A.InsertInto, A.CreateType, A.DropType, A.DropSource, A.Terminate)
+_COMMANDS = (A.CreateSource, A.CreateAsSelect, A.InsertInto, A.CreateType, A.DropType, A.DropSource, A.Terminate,
+             A.AlterSource)
 
 
 class StatementFailed(Exception):

@@ -280,6 +280,10 @@ class ColumnDef(Node):
     primary_key: bool = False
     headers: bool = False
     header_key: str | None = None
+    #: the MAP key types as declared, in order (``type`` keeps MAP values only: keys are STRING)
+    map_keys: tuple[Any, ...] = field(default=(), kw_only=True, compare=False, repr=False)
+    #: the type as declared, as ksqlDB prints it (MAP<INTEGER, DOUBLE>), when it has a MAP
+    declared: str | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 @dataclass
@@ -315,6 +319,7 @@ class InsertInto(Statement):
     target: str
     query: Query
     props: dict[str, Any] = field(default_factory=dict)
+    target_pos: Pos = field(default=NOPOS, kw_only=True, compare=False, repr=False)
 
 
 @dataclass
@@ -324,6 +329,7 @@ class InsertValues(Statement):
     target: str
     columns: list[str] | None
     values: list[Expr]
+    target_pos: Pos = field(default=NOPOS, kw_only=True, compare=False, repr=False)
 
 
 @dataclass
@@ -337,6 +343,15 @@ class CreateType(Statement):
 class DropType(Statement):
     name: str
     if_exists: bool = False
+
+
+@dataclass
+class AlterSource(Statement):
+    """ALTER STREAM|TABLE name ADD [COLUMN] c type, ...: value columns added to a source."""
+
+    kind: str  # "STREAM" | "TABLE"
+    name: str
+    columns: list[ColumnDef]
 
 
 @dataclass

@@ -100,28 +100,43 @@ class VectorMapValues(_Vector):
     """A projection (or the aggregate arguments): new values as the columns of a frame."""
 
     def __init__(self, name: str, exprs: list[tuple[str, pl.Expr]], columns: dict[str, SqlType], null_marker: str,
-                 row_fn: Callable[[Any], Any]) -> None:
+                 row_fn: Callable[[Any], Any], drop_nulls: bool = False) -> None:
         super().__init__(name, columns, null_marker)
         self.exprs = [e.alias(n) for n, e in exprs]
         self.row_fn = row_fn
+        #: drop the records whose new value is None (aggregate arguments: a stream record without
+        #: a value is not aggregated, as Kafka Streams skips null values)
+        self.drop_nulls = drop_nulls
 
     def process(self, batch: Batch) -> None:
         res = self._select(batch, self.exprs)
         if res is None:
             fn = self.row_fn
-            res = [fn(v) for v in batch.rows()]  # type: ignore[assignment]
+            vals = [fn(v) for v in batch.rows()]
+            batch = batch.with_values(vals)
+            if self.drop_nulls:
+                batch = _without_nulls(batch, vals)
+            self.forward(batch)
+            return
         self.forward(batch.with_values(res))
+
+
+def _without_nulls(batch: Batch, vals: list) -> Batch:
+    """The records of ``batch`` whose value (``vals``) is not None."""
+    mask = np.fromiter((v is not None for v in vals), dtype=bool, count=len(vals))
+    return batch if mask.all() else batch.take(mask)
 
 
 class VectorRekey(_Vector):
     """GROUP BY on other columns than the key: the group key and the aggregate arguments."""
 
     def __init__(self, name: str, key_exprs: list[pl.Expr], exprs: list[tuple[str, pl.Expr]], columns: dict[str, SqlType],
-                 null_marker: str, row_fn: Callable[[Any, Any], tuple[Any, Any]]) -> None:
+                 null_marker: str, row_fn: Callable[[Any, Any], tuple[Any, Any]], drop_nulls: bool = False) -> None:
         super().__init__(name, columns, null_marker)
         self.nkeys = len(key_exprs)
         self.exprs = [e.alias(f"__k{i}") for i, e in enumerate(key_exprs)] + [e.alias(n) for n, e in exprs]
         self.row_fn = row_fn
+        self.drop_nulls = drop_nulls  # as VectorMapValues'
 
     def process(self, batch: Batch) -> None:
         res = self._select(batch, self.exprs)
@@ -132,7 +147,8 @@ class VectorRekey(_Vector):
                 nk, nv = fn(k, v)
                 keys.append(nk)
                 vals.append(nv)
-            self.forward(batch.with_values(vals, keys))
+            batch = batch.with_values(vals, keys)
+            self.forward(_without_nulls(batch, vals) if self.drop_nulls else batch)
             return
         n = self.nkeys
         if n == 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,10 @@ class SqlExecutor:
             raise SqlError("Missing required property \"KAFKA_TOPIC\" which has no default value.", s.pos)
         key_cols, value_cols, header_cols = [], [], []
         for c in s.columns:
+            if c.map_keys and (c.key or c.primary_key):
+                raise SqlError(f"Map keys, including types that contain maps, are not supported as they may lead to unexpected "
+                               f"behavior due to inconsistent serialization. Key column name: `{c.name}`. Column type: "
+                               f"{c.declared}. See https://github.com/confluentinc/ksql/issues/6621 for more.", c.pos)
             t = self.planner.compiler.resolve_type(c.type, c.pos)
             if c.headers and str(t) != "ARRAY<STRUCT<KEY STRING, VALUE BYTES>>":
                 from .serdes import ksql_type
@@ -138,6 +143,10 @@ class SqlExecutor:
             raise SqlError(f"Tables require a PRIMARY KEY. Please define the PRIMARY KEY.", s.pos)
         src = DataSource(s.kind, s.name, topic, key_cols, value_cols, header_columns=header_cols, sql=s.text, source_only=s.source)
         self._apply_formats(src, props, s.pos)
+        resolve = self.planner.compiler.resolve_type
+        if src.value_format in ("JSON", "JSON_SR") and any(resolve(k, c.pos) != SqlType.STRING for c in s.columns
+                                                            if not (c.key or c.primary_key) for k in c.map_keys):
+            raise SqlError("JSON only supports MAP types with STRING keys", s.pos)
         window_type = props.get("WINDOW_TYPE")
         if window_type:
             size = props.get("WINDOW_SIZE")
@@ -218,6 +227,8 @@ class SqlExecutor:
                 raise SqlError(f"Cannot add {s.kind.lower()} '{s.name}': A {existing.kind.lower()} with the same name already exists", s.pos)
         props = s.props
         self._check_props(props, s.pos)
+        if s.kind == "TABLE":
+            self.planner.check_table_aggregation(s.query)
         plan, stream, outputs = self.planner.plan(s.query, s.name, sink_props=props)
         if plan.is_table and s.kind == "STREAM":
             raise SqlError("Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.", s.pos)
@@ -226,16 +237,27 @@ class SqlExecutor:
         inherit = plan.sources[0]
         topic = props.get("KAFKA_TOPIC", s.name)
         sink = DataSource(s.kind, s.name, topic, plan.key_columns, plan.value_columns, window=plan.window, sql=s.text)
+        if not sink.key_columns and "KEY_FORMAT" in props:  # e.g. PARTITION BY NULL: no key to format
+            raise SqlError("Key format specified for stream without key columns.", s.pos)
         self._apply_formats(sink, props, s.pos, inherit=inherit)
-        if sink.key_format == "NONE" and sink.key_columns:
-            sink.key_format = "KAFKA" if len(sink.key_columns) == 1 else "JSON"
+        if sink.key_format == "NONE" and sink.key_columns:  # keyless sources, a keyed result: the default key format
+            default_key = str(self.properties.get("ksql.persistence.default.format.key", "KAFKA")).upper()
+            sink.key_format = default_key if len(sink.key_columns) == 1 or default_key != "KAFKA" else "JSON"
         if props.get("TIMESTAMP"):
             col = str(props["TIMESTAMP"]).upper()
             if sink.column(col) is None:
                 raise SqlError(f"The TIMESTAMP column set in the WITH clause does not exist in the schema: '{col}'", s.pos)
             sink.timestamp_column = col
             sink.timestamp_format = props.get("TIMESTAMP_FORMAT")
-        serdes_for(sink)
+        try:
+            serdes_for(sink)
+        except SqlError as e:  # ksqlDB shows the statement it failed to persist, as it rewrote it
+            from .formatter import format_create_as
+
+            text = format_create_as(s, [c.name for c in inherit.all_columns()]) if len(plan.sources) == 1 else None
+            if text is None:
+                raise
+            raise SqlError(f"{e.message}\nStatement: {text}", e.pos) from None
         parts = int(props.get("PARTITIONS", plan.partitions))
         if not self.runtime.topic_exists(topic):
             self.runtime.create_topic(topic, parts)
@@ -252,7 +274,9 @@ class SqlExecutor:
         return Result(s.text, f"Created query with ID {qid}", query_id=qid, source=sink)
 
     def _InsertInto(self, s: A.InsertInto) -> Result:
-        target = self.meta.get(s.target, s.pos)
+        target = self.meta.find(s.target)
+        if target is None:
+            raise SqlError(f"Source `{s.target}` does not exist.", s.target_pos)
         if target.source_only:
             raise SqlError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}", s.pos)
         if target.header_columns:
@@ -293,6 +317,26 @@ class SqlExecutor:
             raise SqlError(f"Type {s.name} does not exist.", s.pos)
         del self.meta.types[s.name]
         return Result(s.text, f"Dropped type '{s.name}'")
+
+    def _AlterSource(self, s: A.AlterSource) -> Result:
+        src = self.meta.find(s.name)
+        if src is None:
+            raise SqlError(f"Source {s.name} does not exist.", s.pos)
+        if src.kind != s.kind:
+            raise SqlError(f"Incompatible data source type is {src.kind}, but statement was ALTER {s.kind}", s.pos)
+        if src.query_id:
+            raise SqlError("ALTER command is not supported for CREATE ... AS statements.", s.pos)
+        kind = src.kind.lower()
+        if src.source_only:
+            raise SqlError(f"Cannot alter {kind} '{src.name}': ALTER operations are not supported on source {kind}s.", s.pos)
+        added: list[Column] = []
+        for c in s.columns:
+            if src.column(c.name) is not None or any(a.name == c.name for a in added):
+                raise SqlError(f"Cannot add column `{c.name}` to schema. A column with the same name already exists.", c.pos)
+            added.append(Column(c.name, self.planner.compiler.resolve_type(c.type, c.pos)))
+        # a new source object: running queries keep the schema they were planned with (as ksqlDB's)
+        self.meta.add(dataclasses.replace(src, value_columns=src.value_columns + added), replace=True)
+        return Result(s.text, f"{src.kind.title()} {src.name} altered.")
 
     def _DropSource(self, s: A.DropSource) -> Result:
         src = self.meta.find(s.name)

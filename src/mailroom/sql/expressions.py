@@ -86,7 +86,7 @@ class ExpressionCompiler:
     def __init__(self, registry: FunctionRegistry, types: dict[str, SqlType] | None = None,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.registry = registry
-        self.types = types or {}
+        self.types = types if types is not None else {}  # the metastore's own dict: types registered later count
         self.on_error = on_error or (lambda msg: None)
 
     # -- entry points -----------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class ExpressionCompiler:
             e = A.BinaryOp(op, *_magic_timestamps(e.left, e.right), pos=e.pos)
         left, right = self.compile(e.left, scope), self.compile(e.right, scope)
         if op in ("=", "<>", "!=", "<", "<=", ">", ">="):
-            return self._comparison(op, left, right, e)
+            return self._comparison(op, left, right, e, null_false=True)
         if op == "||":
             lf, rf = left.fn, right.fn
             return Compiled(SqlType.STRING, _null_safe(lf, rf, lambda a, b: str(a) + str(b)))
@@ -240,7 +240,9 @@ class ExpressionCompiler:
 
         return Compiled(SqlType.BOOLEAN, or_)
 
-    def _comparison(self, op: str, left: Compiled, right: Compiled, e: A.Expr) -> Compiled:
+    def _comparison(self, op: str, left: Compiled, right: Compiled, e: A.Expr, null_false: bool = False) -> Compiled:
+        """``left op right``: NULL when a side is NULL, or FALSE with ``null_false`` (ksqlDB's
+        comparison operators and BETWEEN: ``(a == null || b == null) ? false : ...``)."""
         lt, rt = left.type, right.type
         if lt is not None and rt is not None and lt.base in ("ARRAY", "MAP", "STRUCT") and op not in ("=", "<>", "!="):
             from .serdes import ksql_type
@@ -252,9 +254,8 @@ class ExpressionCompiler:
                            f"{_expr_text(getattr(e, 'right', e))} ({type_name(rt)}) with {op.replace('!=', '<>')}.", e.pos)
         conv = _comparison_converter(lt, rt)
         cmp = _CMP[op]
-        if conv is None:
-            return Compiled(SqlType.BOOLEAN, _null_safe(left.fn, right.fn, cmp))
-        return Compiled(SqlType.BOOLEAN, _null_safe(left.fn, right.fn, lambda a, b: cmp(*conv(a, b))))
+        fn = cmp if conv is None else (lambda a, b: cmp(*conv(a, b)))
+        return Compiled(SqlType.BOOLEAN, (_null_false if null_false else _null_safe)(left.fn, right.fn, fn))
 
     def _arithmetic(self, op: str, left: Compiled, right: Compiled, e: A.BinaryOp) -> Compiled:
         lt, rt = left.type, right.type
@@ -342,15 +343,13 @@ class ExpressionCompiler:
         _, low = _magic_timestamps(e.expr, e.low)
         _, high = _magic_timestamps(e.expr, e.high)
         v, lo, hi = (self.compile(x, scope) for x in (e.expr, low, high))
-        ge = self._comparison(">=", v, lo, e).fn
-        le = self._comparison("<=", v, hi, e).fn
+        # ksqlDB: (v >= lo && v <= hi), each FALSE on a NULL; NOT BETWEEN negates that
+        ge = self._comparison(">=", v, lo, e, null_false=True).fn
+        le = self._comparison("<=", v, hi, e, null_false=True).fn
         neg = e.negated
 
         def between(row):
-            a, b = ge(row), le(row)
-            if a is None or b is None:
-                return None
-            return (a and b) != neg
+            return (ge(row) and le(row)) != neg
 
         return Compiled(SqlType.BOOLEAN, between)
 
@@ -478,6 +477,11 @@ class ExpressionCompiler:
 
     def _StructConstructor(self, e: A.StructConstructor, scope: Scope) -> Compiled:
         parts = [(n, self.compile(x, scope)) for n, x in e.fields]
+        seen: dict[str, Compiled] = {}
+        for n, c in parts:
+            if n in seen:  # ksqlDB's SqlStruct builder rejects it (a row has one value per field)
+                raise SqlError(f"Duplicate field names found in STRUCT: '{n} {type_name(seen[n].type)}' and '{n} {type_name(c.type)}'", e.pos)
+            seen[n] = c
         t = SqlType.struct([(n, c.type or SqlType.STRING) for n, c in parts])
         fns = [(n, c.fn) for n, c in parts]
         return Compiled(t, lambda row: {n: f(row) for n, f in fns})
@@ -553,6 +557,21 @@ class ExpressionCompiler:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _null_false(lf: Fn, rf: Fn, fn: Callable[[Any, Any], Any]) -> Fn:
+    """``fn(left, right)`` over a row, FALSE when either side is NULL."""
+
+    def apply(row):
+        a = lf(row)
+        if a is None:
+            return False
+        b = rf(row)
+        if b is None:
+            return False
+        return fn(a, b)
+
+    return apply
+
+
 def _null_safe(lf: Fn, rf: Fn, fn: Callable[[Any, Any], Any]) -> Fn:
     """``fn(left, right)`` over a row, NULL when either side is NULL (the right one is not
     evaluated when the left is NULL)."""
@@ -597,6 +616,8 @@ def _timestamp_text_ms(text: str) -> int:
     t = text.strip()
     m = re.match(r"^(.*?)([+-]\d{2}:?\d{2}|Z)?$", t)
     body, zone = (m.group(1), m.group(2)) if m else (t, None)
+    if len(body) in (4, 7):  # a year, or a year and month (ksqlDB completes partial dates)
+        body += "-01-01"[len(body) - 4:]
     if len(body) == 10:
         body += "T00:00:00"
     elif len(body) == 13:

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 def insert_values(ex: SqlExecutor, s: A.InsertValues) -> None:
-    src = ex.meta.get(s.target, s.pos)
+    src = ex.meta.find(s.target)
+    if src is None:
+        raise SqlError(f"Cannot insert values into an unknown stream/table: `{s.target}`{ex.meta.alternatives(s.target)}", s.target_pos)
     if src.source_only:
         raise SqlError(f"Cannot insert values into read-only {src.kind.lower()}: {src.name}", s.pos)
     header_names = [h.name for h in src.header_columns]

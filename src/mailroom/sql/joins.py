@@ -315,7 +315,8 @@ def _side_of_ref(r: A.ColumnRef, left: _Input, right: _Input) -> int:
     if not hits:
         raise SqlError(f"JOIN ON column '{r.name}' cannot be resolved.", r.pos)
     if len(hits) > 1:
-        raise SqlError(f"Column '{r.name}' is ambiguous. Could be " + " or ".join(f"{a}.{r.name}" for _, a in hits) + ".", r.pos)
+        raise SqlError(f"Column '{r.name}' is ambiguous. Could be " + " or ".join(f"{a}.{r.name}" for _, a in hits) + ".", r.pos,
+                       preparing=True)
     return hits[0][0]
 
 

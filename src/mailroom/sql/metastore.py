@@ -23,12 +23,16 @@ WINDOW_BOUNDS = {WINDOWSTART: SqlType.BIGINT, WINDOWEND: SqlType.BIGINT}
 
 
 class SqlError(MailroomError):
-    """A statement that cannot be executed: says what is wrong and, when known, where."""
+    """A statement that cannot be executed: says what is wrong and, when known, where (in
+    ksqlDB's words for a statement's node: ``Line: 3, Col: 70: <message>``, 1-based).
+    ``preparing``: found while resolving the statement's names, which ksqlDB reports as
+    ``Exception while preparing statement: Line: ...``."""
 
-    def __init__(self, message: str, pos: tuple[int, int] | None = None) -> None:
+    def __init__(self, message: str, pos: tuple[int, int] | None = None, *, preparing: bool = False) -> None:
         self.pos = pos if pos and pos != (0, 0) else None
         self.message = message
-        super().__init__(f"line {self.pos[0]}:{self.pos[1]}: {message}" if self.pos else message)
+        text = f"Line: {self.pos[0]}, Col: {self.pos[1]}: {message}" if self.pos else message
+        super().__init__(f"Exception while preparing statement: {text}" if preparing else text)
 
 
 @dataclass
@@ -111,6 +115,16 @@ class MetaStore:
 
     def find(self, name: str) -> DataSource | None:
         return self.sources.get(name)
+
+    def alternatives(self, name: str) -> str:
+        """ksqlDB's hint for a source name that exists in another case ("" when none does):
+        quoted lower case where the upper-case name exists, or unquoted where only a quoted one does."""
+        if name != name.upper() and name.upper() in self.sources:
+            return f"\nDid you mean {name.upper()}? Hint: try removing double quotes from the source name."
+        for other in self.sources:
+            if other != name and other.upper() == name.upper():
+                return f'\nDid you mean "{other}"? Hint: wrap the source name in double quotes to make it case-sensitive.'
+        return ""
 
     def by_topic(self, topic: str) -> list[DataSource]:
         return [s for s in self.sources.values() if s.topic == topic]

@@ -52,13 +52,22 @@ class SqlSyntaxError(MailroomError):
 
     ``line`` and ``column`` (1-based) say where; ``reason`` is the message without the position.
     The message reads like ksqlDB's: ``line 1:10: mismatched input 'FORM' expecting {',', 'FROM'}``.
+    ``prepare`` marks an error found while building the statement from well-formed text (a
+    numeric literal out of range): ksqlDB words those ``Failed to prepare statement: line 2:40:
+    Invalid numeric literal: ...``, its column one past the 1-based one (its node locations are
+    1-based and its exception adds one again); ``column`` stays the true 1-based column.
     """
 
-    def __init__(self, reason: str, line: int | None = None, column: int | None = None, statement: str | None = None) -> None:
+    def __init__(self, reason: str, line: int | None = None, column: int | None = None, statement: str | None = None,
+                 *, prepare: bool = False) -> None:
         self.reason, self.line, self.column, self.statement = reason, line, column, statement
+        self.prepare = prepare
         super().__init__(self._compose())
 
     def _compose(self) -> str:
+        if self.prepare:
+            where = f"line {self.line}:{(self.column or 0) + 1}: " if self.line is not None else ""
+            return f"Failed to prepare statement: {where}{self.reason}"
         # ksqlDB's form: "line 1:32: Syntax Error\nExpecting {...}\nStatement: <the statement>"
         detail = self.reason
         if detail.startswith(("mismatched input", "extraneous input")) and " expecting " in detail:
@@ -196,7 +205,7 @@ def _int_literal(value: int, pos: A.Pos, text: str | None = None) -> A.Literal:
         return A.Literal(value, SqlType.INT, pos=pos)
     if -_BIGINT_MAX - 1 <= value <= _BIGINT_MAX:
         return A.Literal(value, SqlType.BIGINT, pos=pos)
-    raise SqlSyntaxError(f"Invalid numeric literal: {text or value}", *pos)
+    raise SqlSyntaxError(f"Invalid numeric literal: {text or value}", *pos, prepare=True)
 
 
 # --- the tree builder ----------------------------------------------------------------------------
@@ -210,7 +219,11 @@ class _Builder(Transformer):
         self.text = text
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self.quoted_refs: set[int] = set()  # id() of ColumnRefs written back-quoted
-        self.overflow: dict[int, A.Literal] = {}  # 9223372036854775808 unless negated
+        self.map_keys: dict[int, Any] = {}  # id() of a MAP type -> its declared key type
+        #: id() of a numeric literal out of range as written -> (literal, its text): an error
+        #: unless a minus in front brings it into range (-9223372036854775808); the minus also
+        #: belongs in the message (ksqlDB's literals take their sign)
+        self.overflow: dict[int, tuple[A.Literal, str]] = {}
 
     def offset(self, pos: A.Pos) -> int:
         return self.line_starts[pos[0] - 1] + pos[1] - 1
@@ -301,7 +314,26 @@ class _Builder(Transformer):
 
     def column_def(self, c: list) -> A.ColumnDef:
         name, type_, constraint = c
-        return A.ColumnDef(name.name, type_, **(constraint or {}), pos=name.pos)
+        keys: list[Any] = []
+        declared = self._declared(type_, keys)
+        return A.ColumnDef(name.name, type_, **(constraint or {}), pos=name.pos,
+                           map_keys=tuple(keys), declared=declared if keys else None)
+
+    def _declared(self, t: Any, keys: list[Any]) -> str:
+        """``t`` as ksqlDB prints it, with the MAP key types as declared (collected in ``keys``)."""
+        if isinstance(t, A.TypeRef):
+            return t.name
+        if t.base == "MAP":
+            k = self.map_keys.get(id(t), SqlType.STRING)
+            keys.append(k)
+            return f"MAP<{self._declared(k, [])}, {self._declared(t.element, keys)}>"
+        if t.base == "ARRAY":
+            return f"ARRAY<{self._declared(t.element, keys)}>"
+        if t.base == "STRUCT":
+            return "STRUCT<" + ", ".join(f"`{f.name}` {self._declared(f.type, keys)}" for f in t.fields) + ">"
+        if t.base == "DECIMAL":
+            return f"DECIMAL({t.precision}, {t.scale})"
+        return "INTEGER" if t.base == "INT" else t.base
 
     def key_constraint(self, c: list) -> dict:
         return {"key": True}
@@ -354,6 +386,14 @@ class _Builder(Transformer):
         drop, _type, if_exists, name = c
         return A.DropType(name.name, if_exists=bool(if_exists), pos=_pos(drop))
 
+    def alter_source(self, c: list) -> A.AlterSource:
+        alter, kind, name, *options = c
+        return A.AlterSource(kind, name.name, list(options), pos=_pos(alter))
+
+    def alter_option(self, c: list) -> A.ColumnDef:
+        _add, _column, name, type_ = c
+        return A.ColumnDef(name.name, type_, pos=name.pos)
+
     def drop_source(self, c: list) -> A.DropSource:
         drop, kind, if_exists, name, delete_topic = c
         return A.DropSource(
@@ -362,12 +402,12 @@ class _Builder(Transformer):
 
     def insert_select(self, c: list) -> A.InsertInto:
         insert, _into, name, props, query = c
-        return A.InsertInto(name.name, query, props or {}, pos=_pos(insert))
+        return A.InsertInto(name.name, query, props or {}, pos=_pos(insert), target_pos=name.pos)
 
     def insert_values(self, c: list) -> A.InsertValues:
         insert, _into, name, columns = c[:4]
         values = [v for v in c[5:] if v is not None]
-        return A.InsertValues(name.name, columns, values, pos=_pos(insert))
+        return A.InsertValues(name.name, columns, values, pos=_pos(insert), target_pos=name.pos)
 
     def insert_columns(self, c: list) -> list[str]:
         return [i.name for i in c]
@@ -618,9 +658,11 @@ class _Builder(Transformer):
         pos = _pos(op)
         if str(op) == "-" and isinstance(operand, A.Literal) and operand.type is not None:
             base = operand.type.base
+            over = self.overflow.pop(id(operand), None)
+            if over is not None and base == "DOUBLE":
+                raise SqlSyntaxError(f"Number overflows DOUBLE: -{over[1]}", *pos, prepare=True)
             if base in ("INT", "BIGINT"):
-                self.overflow.pop(id(operand), None)
-                return _int_literal(-operand.value, pos)
+                return _int_literal(-operand.value, pos, None if over is None else f"-{over[1]}")
             if base == "DECIMAL":
                 return A.Literal(-operand.value, operand.type, pos=pos)
             if base == "DOUBLE":
@@ -723,9 +765,9 @@ class _Builder(Transformer):
     def integer(self, c: list) -> A.Literal:
         tok = c[0]
         value = int(tok)
-        if value == _BIGINT_MAX + 1:  # only valid negated: -9223372036854775808
+        if value > _BIGINT_MAX:  # valid only negated (-9223372036854775808): decided by unary_op
             lit = A.Literal(value, SqlType.BIGINT, pos=_pos(tok))
-            self.overflow[id(lit)] = lit
+            self.overflow[id(lit)] = (lit, str(tok))
             return lit
         return _int_literal(value, _pos(tok), str(tok))
 
@@ -738,9 +780,10 @@ class _Builder(Transformer):
 
     def double(self, c: list) -> A.Literal:
         value = float(c[0])
-        if math.isinf(value):
-            raise SqlSyntaxError(f"Number overflows DOUBLE: {c[0]}", *_pos(c[0]))
-        return A.Literal(value, SqlType.DOUBLE, pos=_pos(c[0]))
+        lit = A.Literal(value, SqlType.DOUBLE, pos=_pos(c[0]))
+        if math.isinf(value):  # an error either way; a minus in front belongs in the message
+            self.overflow[id(lit)] = (lit, str(c[0]))
+        return lit
 
     def true(self, c: list) -> A.Literal:
         return A.Literal(True, SqlType.BOOLEAN, pos=_pos(c[0]))
@@ -757,7 +800,9 @@ class _Builder(Transformer):
         return SqlType.array(c[1])
 
     def map_type(self, c: list) -> SqlType:
-        return SqlType.map(c[2])  # the key type is dropped: MAP keys are STRING
+        t = SqlType.map(c[2])  # the key type is dropped: MAP keys are STRING ...
+        self.map_keys[id(t)] = c[1]  # ... but a column definition says what was declared
+        return t
 
     def struct_type(self, c: list) -> SqlType:
         fields_ = [f for f in c[1:] if f is not None]
@@ -816,9 +861,20 @@ def _display(lark: Lark, name: str) -> str:
     return name
 
 
+#: ANTLR numbers ksqlDB's punctuation tokens in the order its grammar first uses them, and lists
+#: expected tokens by number
+_PUNCTUATION_ORDER = {"';'": 0, "','": 1, "'('": 2, "')'": 3}
+#: a column definition's optional constraint: ANTLR skips the optional block when the next token
+#: cannot start it, so its keywords are not among what it says it expected there
+_COLUMN_CONSTRAINTS = {"'KEY'", "'PRIMARY'", "'HEADER'", "'HEADERS'"}
+
+
 def _expecting(lark: Lark, names: set[str] | frozenset[str] | None) -> str:
-    shown = sorted({_display(lark, n) for n in names or ()}, key=lambda s: (not s.startswith("'"), s))
-    return "{" + ", ".join(shown) + "}"
+    shown = {_display(lark, n) for n in names or ()}
+    if {"','", "')'"} <= shown and shown & _COLUMN_CONSTRAINTS:
+        shown -= _COLUMN_CONSTRAINTS
+    ordered = sorted(shown, key=lambda s: (not s.startswith("'"), _PUNCTUATION_ORDER.get(s, len(_PUNCTUATION_ORDER)), s))
+    return "{" + ", ".join(ordered) + "}"
 
 
 def _end_pos(text: str) -> A.Pos:
@@ -948,8 +1004,9 @@ def _parse_text(text: str, start: str) -> Any:
             raise e.orig_exc from None
         raise
     if builder.overflow:
-        lit = next(iter(builder.overflow.values()))
-        raise SqlSyntaxError(f"Invalid numeric literal: {lit.value}", *lit.pos)
+        lit, text = next(iter(builder.overflow.values()))
+        what = "Number overflows DOUBLE" if lit.type == SqlType.DOUBLE else "Invalid numeric literal"
+        raise SqlSyntaxError(f"{what}: {text}", *lit.pos, prepare=True)
     _check_tree(result)
     return result
 

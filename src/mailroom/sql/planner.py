@@ -23,6 +23,7 @@ from ..engine.batch import Batch
 from ..engine.serdes import WindowedSerde
 from ..formats.types import Column, SqlType
 from ..functions.registry import FunctionError, FunctionRegistry
+from ..functions.typing_rules import type_name
 from . import ast as A
 from .expressions import Compiled, ExpressionCompiler, Scope, render
 from .metastore import (
@@ -161,6 +162,9 @@ class Planner:
             else:
                 stream = stream.filter(lambda k, v, p=pred: p(v))
         if self._is_aggregate(q):
+            kafka = [s.src.name for s in sides if s.src.value_format == "KAFKA"]
+            if q.group_by and kafka:
+                raise SqlError(f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format does not yet support GROUP BY.", q.pos)
             stream, outputs, window = self._aggregate(q, scope, stream, is_table, sink_name or "", primary,
                                                       single_source=len(sides) == 1)
             is_table = True
@@ -200,6 +204,7 @@ class Planner:
         names: set[str] = set()
         auto = 0
         joined = len(sides) > 1
+        field_aliases = _FieldAliases(c.name for side in sides for c in side.src.all_columns())
         for it in q.select:
             if isinstance(it, A.AllColumns):
                 if joined and it.source is None and getattr(self, "_join_synthetic", None):
@@ -207,7 +212,12 @@ class Planner:
                 for side in sides:
                     if it.source is not None and it.source != side.alias:
                         continue
-                    for c in side.src.all_columns():
+                    cols = side.src.all_columns()
+                    if q.partition_by is not None and not joined:
+                        # ksqlDB repartitions first: the old key columns follow the value columns
+                        n = len(side.src.key_columns)
+                        cols = cols[n:] + cols[:n]
+                    for c in cols:
                         name = f"{side.alias}_{c.name}" if joined else c.name
                         items.append((name, A.ColumnRef(c.name, side.alias if joined else None, pos=it.pos)))
                     if joined and q.partition_by is not None:  # ksqlDB: a repartitioned join's * has the pseudo columns
@@ -222,7 +232,7 @@ class Planner:
                 if isinstance(it.expr, A.ColumnRef):
                     alias = f"{it.expr.source}_{it.expr.name}" if (joined and it.expr.source and it.expr.name in scope.ambiguous) else it.expr.name
                 elif isinstance(it.expr, A.Dereference):
-                    alias = it.expr.field
+                    alias = field_aliases.next(it.expr.field)
                 else:
                     while f"KSQL_COL_{auto}" in names:
                         auto += 1
@@ -231,7 +241,8 @@ class Planner:
             if it.alias is not None and it.alias in _RESERVED_NAMES:
                 raise SqlError(f"`{it.alias}` is a reserved column name. You cannot use it as an alias for a column.", it.pos)
             if alias in names:
-                raise SqlError(f"Duplicate value columns found in schema: `{alias}`", it.pos)
+                t = self._type_of_item(it.expr, scope)
+                raise SqlError(f"Duplicate value columns found in schema: `{alias}`" + (f" {type_name(t)}" if t else ""), it.pos)
             names.add(alias)
             items.append((alias, it.expr))
         return items
@@ -245,7 +256,12 @@ class Planner:
         if q.partition_by is not None:
             if is_table:
                 raise SqlError("Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.", q.pos)
-            return self._partition_by(q, scope, stream, items, sink_name, transient)
+            return self._partition_by(q, scope, stream, items, sink_name, transient, key_names)
+        # every expression is typed first: ksqlDB reports a function it cannot resolve before a
+        # key column missing from the projection
+        for name, e in items:
+            if (name, e) not in table_functions:
+                self.compiler.compile(e, scope)
         # the key columns carried over: the source's (or the join's) key, found in the projection
         key_exprs = self._key_exprs(sides)
         key_found: dict[int, str] = {}
@@ -265,12 +281,13 @@ class Planner:
                 c = self.compiler.compile(e, scope)
                 outputs.append(OutputColumn(name, c.type or SqlType.STRING, c.fn, key=True))
         if not transient and len(key_found) < len(key_exprs) and key_exprs:
-            missing = [render(key_exprs[i]) for i in range(len(key_exprs)) if i not in key_found]
             if len(sides) > 1:
                 opts = " or ".join(render(x) for x in key_exprs)
                 raise SqlError(f"The query used to build `{sink_name}` must include the join expressions {opts} in its projection (eg, SELECT {render(key_exprs[0])}...).", q.pos)
-            what = "key column" if len(missing) == 1 else "key columns"
-            raise SqlError(f"The query used to build `{sink_name}` must include the {what} {_and_list(missing)} in its projection (eg, SELECT {', '.join(missing)}...).", q.pos)
+            # ksqlDB names every key column of the source, not only the missing ones
+            required = [render(x) for x in key_exprs]
+            what = "key column" if len(required) == 1 else "key columns"
+            raise SqlError(f"The query used to build `{sink_name}` must include the {what} {_and_list(required)} in its projection (eg, SELECT {', '.join(required)}...).", q.pos)
         for name, e in items:
             if any(o.name == name for o in outputs):
                 continue
@@ -353,7 +370,8 @@ class Planner:
 
         return stream.flat_map(explode).repartition() if False else stream.flat_map(explode), outputs
 
-    def _partition_by(self, q: A.Query, scope: Scope, stream, items, sink_name: str, transient: bool):
+    def _partition_by(self, q: A.Query, scope: Scope, stream, items, sink_name: str, transient: bool,
+                      source_keys: list[str] | None = None):
         pexprs = q.partition_by or []
         if not pexprs:
             raise SqlError("PARTITION BY requires at least one expression", q.pos)
@@ -379,13 +397,18 @@ class Planner:
         used: set[int] = set()
         auto = 0
         key_names = []
+        # key expressions over more than the source's key columns: NULL for a record without a
+        # value (ksqlDB evaluates them on the value; ROWTIME too)
+        from_value: set[str] = set()
         for i, (pe, pc) in enumerate(zip(pexprs, pcs)):
             name = None
             for n, e in items:
                 if render(e) == render(pe) or _same_column(e, pe, scope):
-                    name = n
-                    used.add(id(e))
-                    break
+                    if name is None:
+                        name = n
+                        used.add(id(e))
+                    elif not transient:
+                        raise SqlError(f"The projection contains a key column (`{render(pe)}`) more than once, aliased as: {name} and {n}.", q.pos)
             if name is None:
                 if isinstance(pe, A.ColumnRef):
                     name = pe.name
@@ -397,11 +420,14 @@ class Planner:
                 star = any(isinstance(it, A.AllColumns) for it in q.select)
                 if not transient and not star:
                     src_name = self._single_source_name(q)
-                    missing = [render(_qualify(x, src_name)) for x in pexprs if not any(render(e) == render(x) for _, e in items)]
-                    what = "partitioning expression" if len(missing) == 1 else "partitioning expressions"
-                    raise SqlError(f"The query used to build `{sink_name}` must include the {what} {_and_list(missing)} "
-                                   f"in its projection (eg, SELECT {', '.join(missing)}...).", q.pos)
+                    # ksqlDB names every partitioning expression, not only the missing ones
+                    required = [render(_qualify(x, src_name)) for x in pexprs]
+                    what = "partitioning expression" if len(required) == 1 else "partitioning expressions"
+                    raise SqlError(f"The query used to build `{sink_name}` must include the {what} {_and_list(required)} "
+                                   f"in its projection (eg, SELECT {', '.join(required)}...).", q.pos)
             key_names.append(name)
+            if any(r.name not in (source_keys or ()) for r in _column_refs(pe)):
+                from_value.add(name)
             outputs.append(OutputColumn(name, pc.type or SqlType.STRING, pc.fn, key=True))
         for n, e in items:
             if id(e) in used:
@@ -415,10 +441,11 @@ class Planner:
             if row is None:
                 return None, None
             nk = None
+            no_value = NULL_VALUE in row
             if keys:
-                kv = [o.fn(row) for o in keys]
+                kv = [None if no_value and o.name in from_value else o.fn(row) for o in keys]
                 nk = kv[0] if len(kv) == 1 else tuple(kv)
-            if NULL_VALUE in row:
+            if no_value:
                 return nk, None
             out = {o.name: o.fn(row) for o in keys}
             for o in vals:
@@ -436,6 +463,37 @@ class Planner:
             if isinstance(it, A.SelectItem):
                 self._find_aggs(it.expr, found)
         return bool(found)
+
+    def check_table_aggregation(self, q: A.Query) -> None:
+        """CREATE TABLE AS SELECT with aggregates needs a GROUP BY (ksqlDB names the calls, with
+        COUNT(*) as it rewrites it: COUNT(ROWTIME))."""
+        if q.group_by:
+            return
+        found: list[A.FunctionCall] = []
+        for it in q.select:
+            if not isinstance(it, A.SelectItem) or self._column_outside_aggs(it.expr):
+                return  # a non-aggregate column: planning says so (ksqlDB's first complaint)
+            self._find_aggs(it.expr, found)
+        if found:
+            calls = ", ".join(f"{c.name.upper()}(ROWTIME)" if c.star or not c.args else render(c) for c in found)
+            raise SqlError(f"CREATE TABLE AS SELECT statement does not support aggregate function [{calls}] without a GROUP BY clause.", q.pos)
+
+    def _type_of_item(self, e: A.Expr, scope: Scope) -> SqlType | None:
+        """A select item's type for a message (an aggregate call's result type), or None."""
+        try:
+            if isinstance(e, A.FunctionCall) and self.registry.is_aggregate(e.name):
+                types = [] if e.star else [self.compiler.compile(a, scope).type for a in e.args]
+                return self.registry.resolve_aggregate(e.name, types, _literal_args(e), self.properties).return_type
+            return self.compiler.compile(e, scope).type
+        except (SqlError, FunctionError):
+            return None
+
+    def _column_outside_aggs(self, e: A.Expr) -> bool:
+        if isinstance(e, A.ColumnRef):
+            return True
+        if isinstance(e, A.FunctionCall) and self.registry.is_aggregate(e.name):
+            return False
+        return any(self._column_outside_aggs(c) for c in _children(e))
 
     def _check_functions(self, e: A.Expr) -> None:
         """Unknown functions are reported before anything else is said of a query."""
@@ -630,7 +688,7 @@ class Planner:
         # (ksqlDB's Aggregate-Prepare step): evaluated once per record, not once per window a
         # hopping window puts it in, and only they travel through the repartition topic.
         def prepare_args(row):
-            if row is None:
+            if row is None or NULL_VALUE in row:  # a stream's null value: not aggregated (as ksqlDB)
                 return None
             vals = []
             for r, fns in compiled_aggs:
@@ -682,15 +740,15 @@ class Planner:
             if vec is not None:  # the arguments (and group key) of a whole batch at once, as columns
                 (vexprs, vkeys), cols = vec
                 if by_key:
-                    grouped = stream._then("MAPVALUES", lambda n: VectorMapValues(n, vexprs, cols, NULL_VALUE, prepare_args)).group_by_key()
+                    grouped = stream._then("MAPVALUES", lambda n: VectorMapValues(n, vexprs, cols, NULL_VALUE, prepare_args, drop_nulls=True)).group_by_key()
                 else:
-                    grouped = stream._then("MAP", lambda n: VectorRekey(n, vkeys, vexprs, cols, NULL_VALUE, lambda k, row: (group_key(k, row), prepare_args(row))),
-                                           key_changed=True).group_by_key()
+                    grouped = stream._then("MAP", lambda n: VectorRekey(n, vkeys, vexprs, cols, NULL_VALUE, lambda k, row: (group_key(k, row), prepare_args(row)),
+                                                                         drop_nulls=True), key_changed=True).group_by_key()
             elif by_key:
                 # already keyed and partitioned by it: no repartition (as ksqlDB)
-                grouped = stream.map_values(prepare_args).group_by_key()
+                grouped = stream.map_values(prepare_args).filter(_has_value).group_by_key()
             else:
-                grouped = stream.map(lambda k, row: (group_key(k, row), prepare_args(row))).group_by_key()
+                grouped = stream.map(lambda k, row: (group_key(k, row), prepare_args(row))).filter(_has_value).group_by_key()
             # folds each batch per key (the same results as add_prepared per record)
             sql_agg = SqlAggregator([r for r, _ in compiled_aggs], names, onerr,
                                     [self._uncast(c, r) for c, (r, _) in zip(calls, compiled_aggs)] if vec is not None else None)
@@ -812,6 +870,43 @@ def _copy_query(q: A.Query, **changes: Any) -> A.Query:
     for k, v in changes.items():
         setattr(out, k, v)
     return out
+
+
+_NUMBERED = re.compile(r"(.*?)(?:_(\d+))?")
+
+
+class _FieldAliases:
+    """ksqlDB's names for unaliased struct fields (``s->b``): the field's name, or with ``_1``,
+    ``_2``, ... when a source column or an earlier field took it (numbered names such as ``B_1``
+    count as ``B``'s)."""
+
+    def __init__(self, source_columns: Any) -> None:
+        self.used: dict[str, set[int]] = {}
+        for name in source_columns:
+            base, num = _NUMBERED.fullmatch(name).groups()  # type: ignore[union-attr]
+            self.used.setdefault(base, set()).add(int(num) if num is not None else 0)
+        self.next_index: dict[str, int] = {}
+
+    def next(self, field: str) -> str:
+        base = _NUMBERED.fullmatch(field).group(1)  # type: ignore[union-attr]
+        used = self.used.get(base, set())
+        i = self.next_index.get(base, 0)
+        while i in used:
+            i += 1
+        self.next_index[base] = i + 1
+        return base if i == 0 else f"{base}_{i}"
+
+
+def _column_refs(e: A.Expr) -> list[A.ColumnRef]:
+    """Every column reference in ``e`` (lambda parameters included)."""
+    if isinstance(e, A.ColumnRef):
+        return [e]
+    return [r for c in _children(e) for r in _column_refs(c)]
+
+
+def _has_value(key: Any, value: Any) -> bool:
+    """A stream record without a value is not aggregated (Kafka Streams skips null values)."""
+    return value is not None
 
 
 def _literal_args(c: A.FunctionCall) -> list[Any]:

@@ -146,8 +146,10 @@ def _run(case: Case, registry: FunctionRegistry | None) -> CaseResult:
     statements = spec.get("statements", [])
     try:
         parsed = []
+        line = 0  # ksqlDB's runner parses the statements as one script, a line each: so do positions
         for text in statements:
-            parsed.extend(parse(text, ex.variables))
+            parsed.extend(parse("\n" * line + text, ex.variables))
+            line += text.count("\n") + 1
     except MailroomError as e:
         if expected_error:
             return _check_error(case, e, expected_error, last=True)

@@ -135,7 +135,8 @@ class VectorCompiler:
             le, re_ = _magic_timestamps(e.left, e.right)
             left = self.compile(le, scope, guard)
             right = self.compile(re_, scope, _and(guard, left.expr.is_not_null()))
-            return VExpr(self._compare(op, left, right), SqlType.BOOLEAN)
+            # ksqlDB's comparison operators are FALSE (not NULL) when a side is NULL
+            return VExpr(self._compare(op, left, right).fill_null(False), SqlType.BOOLEAN)
         left = self.compile(e.left, scope, guard)
         right = self.compile(e.right, scope, _and(guard, left.expr.is_not_null()))
         if op == "||":
@@ -236,9 +237,9 @@ class VectorCompiler:
         _, high = _magic_timestamps(e.expr, e.high)
         v = self.compile(e.expr, scope, guard)
         lo, hi = self.compile(low, scope, guard), self.compile(high, scope, guard)
-        ge, le = self._compare(">=", v, lo), self._compare("<=", v, hi)
-        res = (ge & le) if not e.negated else ~(ge & le)
-        return VExpr(pl.when(ge.is_null() | le.is_null()).then(None).otherwise(res), SqlType.BOOLEAN)
+        # as the row path: each comparison FALSE on a NULL, NOT BETWEEN the negation of both
+        both = self._compare(">=", v, lo).fill_null(False) & self._compare("<=", v, hi).fill_null(False)
+        return VExpr(~both if e.negated else both, SqlType.BOOLEAN)
 
     def _InList(self, e: A.InList, scope: Scope, guard) -> VExpr:
         v = self.compile(e.expr, scope, guard)

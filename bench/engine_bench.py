@@ -68,6 +68,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.conftest.LocalKafka (starts a broker when none is given)
 
+from mailroom.errors import LogError  # noqa: E402
 from mailroom.log import TopicPartition, open_log  # noqa: E402
 
 PARTITIONS = 4
@@ -141,8 +142,20 @@ class Watcher:
     def _ends(self, tps):
         return {tp: self.consumer.watermarks(tp)[1] for tp in tps}
 
+    def _committed(self, tps):
+        """The group's committed offsets; a broker's passing refusal (the group's coordinator
+        loading or moving) is asked again, as a client would."""
+        for attempt in range(20):
+            try:
+                return self.consumer.committed(tps)
+            except LogError as e:
+                if attempt == 19 or not any(c in str(e) for c in ("NOT_COORDINATOR", "COORDINATOR_LOAD", "COORDINATOR_NOT_AVAILABLE", "TIMED_OUT")):
+                    raise
+                time.sleep(0.25)
+        raise AssertionError("unreachable")
+
     def input_done(self) -> int:
-        got = self.consumer.committed(self.input_tps)
+        got = self._committed(self.input_tps)
         return sum(v or 0 for v in got.values())
 
     def done(self) -> bool:
@@ -155,7 +168,7 @@ class Watcher:
         if not tps:
             return True
         ends = self._ends(tps)
-        got = self.consumer.committed(tps)
+        got = self._committed(tps)
         self.progress += sum(v or 0 for v in got.values())
         return all((got.get(tp) or 0) >= end for tp, end in ends.items())
 

@@ -37,8 +37,13 @@ def test_schema() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["FOO", "DECIMAL(40, 1)", "MAP<INT, INT>", "ARRAY<INT", "STRUCT<A>", "INT INT"]
+    "text", ["FOO", "DECIMAL(80, 1)", "MAP<INT, INT>", "ARRAY<INT", "STRUCT<A>", "INT INT"]
 )
 def test_parse_errors(text: str) -> None:
     with pytest.raises(ValueError):
         SqlType.parse(text)
+
+
+def test_a_decimal_beyond_38_digits_is_a_256_bit_arrow_decimal() -> None:
+    assert SqlType.parse("DECIMAL(50, 30)").to_arrow() == pa.decimal256(50, 30)
+    assert SqlType.parse("DECIMAL(38, 2)").to_arrow() == pa.decimal128(38, 2)

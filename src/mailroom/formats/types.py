@@ -14,7 +14,7 @@ BOOLEAN         bool                         bool
 INT             int (32-bit)                 int32
 BIGINT          int (64-bit)                 int64
 DOUBLE          float                        float64
-DECIMAL(p, s)   decimal.Decimal              decimal128(p, s)
+DECIMAL(p, s)   decimal.Decimal              decimal128(p, s) (decimal256 beyond 38 digits)
 STRING          str                          string
 BYTES           bytes                        binary
 TIMESTAMP       datetime.datetime (naive,    timestamp("ms")
@@ -75,8 +75,8 @@ class SqlType:
             raise ValueError(f"unknown SQL type {self.base!r}; known: {', '.join(BASE_TYPES)}")
         if self.base == "DECIMAL":
             p, s = self.precision, self.scale
-            if p is None or s is None or not (1 <= p <= 38) or not (0 <= s <= p):
-                raise ValueError(f"DECIMAL needs 1 <= precision <= 38 and 0 <= scale <= precision, got ({p}, {s})")
+            if p is None or s is None or not (1 <= p <= 76) or not (0 <= s <= p):
+                raise ValueError(f"DECIMAL needs 1 <= precision <= 76 and 0 <= scale <= precision, got ({p}, {s})")
         if self.base in ("ARRAY", "MAP") and self.element is None:
             raise ValueError(f"{self.base} needs an element type")
 
@@ -126,6 +126,8 @@ class SqlType:
         if b in _ARROW_PRIMITIVES:
             return _ARROW_PRIMITIVES[b]
         if b == "DECIMAL":
+            if self.precision > 38:  # (beyond 128 bits: Arrow's 256-bit decimal holds 76 digits)
+                return pa.decimal256(self.precision, self.scale)  # type: ignore[arg-type]
             return pa.decimal128(self.precision, self.scale)  # type: ignore[arg-type]
         if b == "ARRAY":
             return pa.list_(self.element.to_arrow())  # type: ignore[union-attr]

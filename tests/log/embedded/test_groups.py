@@ -10,14 +10,44 @@ from mailroom.errors import CommitFailedError
 from mailroom.log import open_log
 
 
-def test_stale_member_cannot_commit_partitions_it_lost(tmp_path) -> None:
+def test_a_partition_changes_hands_at_the_previous_owners_last_commit(tmp_path) -> None:
+    """Cooperative hand-over: the new owner waits until the old one has let the partition go;
+    the old one may still commit it meanwhile (its revoke callback does), so nothing it did is
+    processed again."""
+    log = open_log(str(tmp_path))
+    log.create_topic("t", partitions=2)
+    with log.producer() as p:
+        p.send_batch("t", [b"v%d" % i for i in range(10)], partition=0)
+        p.send_batch("t", [b"w%d" % i for i in range(10)], partition=1)
+    a = log.consumer("g")
+    revoked = []
+
+    def on_revoke(tps):
+        revoked.extend(tps)
+        a.commit({tp: 7 for tp in tps})  # progress so far, committed on the way out
+
+    a.subscribe(["t"], on_revoke=on_revoke)
+    assert len(a.assignment()) == 2
+    b = log.consumer("g")
+    b.subscribe(["t"])  # b joins; a has not polled since, so it still holds both partitions
+    assert b.assignment() == [] and not b.poll(timeout=0.05)
+    a.poll(timeout=0.1)  # a catches up: gives one partition up, committing it first
+    assert len(revoked) == 1 and a.assignment() == [tp for tp in a.assignment() if tp != revoked[0]]
+    got = [bt for bt in b.poll(timeout=0.5)]
+    assert b.assignment() == revoked
+    assert got and got[0].offsets[0] == 7  # where a left it, not from the start
+
+
+def test_a_stale_member_cannot_commit_a_partition_taken_over_from_it(tmp_path, monkeypatch) -> None:
+    import mailroom.log.embedded.consumer as consumer_mod
+
+    monkeypatch.setattr(consumer_mod, "HANDOFF_TIMEOUT", 0.0)  # b stops waiting for a at once
     log = open_log(str(tmp_path))
     log.create_topic("t", partitions=2)
     a = log.consumer("g")
     a.subscribe(["t"])
-    assert len(a.assignment()) == 2
     b = log.consumer("g")
-    b.subscribe(["t"])  # b joins; a has not polled since, so it does not know yet
+    b.subscribe(["t"])  # a never polls: b takes its partition over after the (zero) timeout
     lost = b.assignment()
     assert len(lost) == 1
     with pytest.raises(CommitFailedError, match="no longer"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import InvalidConfigError, LogError
 from ..base import OFFSET_BEGINNING, OFFSET_END, AssignCallback, Consumer, RecordBatch, TopicPartition
-from .groups import Member
+from .groups import HANDOFF_TIMEOUT, Member
 from .reader import OffsetOutOfRange, PartitionReader, concat_frames, group_frames
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ class EmbeddedConsumer(Consumer):
         self._on_assign: AssignCallback | None = None
         self._on_revoke: AssignCallback | None = None
         self._turn = 0
+        #: partitions assigned to this member, waiting for their previous owner to let them go
+        #: (-> when the wait began)
+        self._waiting: dict[TopicPartition, float] = {}
 
     # -- assignment ---------------------------------------------------------------------------
     def subscribe(self, topics, on_assign=None, on_revoke=None) -> None:
@@ -45,6 +48,7 @@ class EmbeddedConsumer(Consumer):
         if self.member is not None:
             self.member.leave()
             self._drop(list(self._readers))
+            self._waiting.clear()
         self._on_assign, self._on_revoke = on_assign, on_revoke
 
         def counts(names: list[str]) -> dict[str, int]:
@@ -61,18 +65,40 @@ class EmbeddedConsumer(Consumer):
 
     def _rebalance(self) -> None:
         change = self.member.heartbeat()
-        if change is None:
-            return
-        added, removed = change
-        if removed:
-            if self._on_revoke:
-                self._on_revoke(removed)
-            self._drop(removed)
-        if added:
+        if change is not None:
+            added, removed = change
+            waiting = [tp for tp in removed if tp in self._waiting]
+            for tp in waiting:  # assigned and taken away again before it was free
+                del self._waiting[tp]
+            removed = [tp for tp in removed if tp not in waiting]
+            if removed:
+                if self._on_revoke:
+                    self._on_revoke(removed)  # (may commit them: this member still holds them)
+                self._drop(removed)
+                self.member.release(removed)
+            now = time.monotonic()
             for tp in added:
-                self._add(tp)
-            if self._on_assign:
-                self._on_assign(added)
+                self._waiting.setdefault(tp, now)
+        if self._waiting:
+            self._take_free()
+
+    def _take_free(self) -> None:
+        """Start consuming the newly assigned partitions their previous owner has let go."""
+        holders = self._store.holders(exclude=self.member.member_id)
+        now = time.monotonic()
+        ready = [tp for tp, since in self._waiting.items() if tp not in holders or now - since >= HANDOFF_TIMEOUT]
+        if not ready:
+            return
+        for tp in ready:
+            if tp in holders:
+                log.warning("%s[%d]: its previous owner did not let it go in %.0fs: taking it over",
+                            tp.topic, tp.partition, HANDOFF_TIMEOUT)
+            del self._waiting[tp]
+        self.member.hold(ready)
+        for tp in ready:
+            self._add(tp)
+        if self._on_assign:
+            self._on_assign(ready)
 
     def _drop(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
@@ -194,6 +220,7 @@ class EmbeddedConsumer(Consumer):
 
     def close(self) -> None:
         self._drop(list(self._readers))
+        self._waiting.clear()
         if self.member is not None:
             self.member.leave()
             self.member = None

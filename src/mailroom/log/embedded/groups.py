@@ -8,11 +8,18 @@ A group lives in ``groups/<group>/``:
   owner for as long as it lives. A member whose lock can be taken is dead (its process ended).
 - ``state.json``: the generation and the member list, changed under ``.lock`` whenever a member
   joins, leaves or is found dead.
+- ``held/<id>``: the partitions a live member is consuming now (rewritten atomically).
 
 Every member computes the same assignment from the state (Kafka's range assignment over the
 sorted members subscribed to each topic), so no leader is needed. Offset commits are fenced:
 a member may commit only partitions it owns in the current generation, so a member that has not
 yet noticed a rebalance cannot overwrite its successor's offsets.
+
+Partitions move cooperatively: a member assigned a partition that another live member still
+holds waits until that member has let it go (it commits its progress in its revoke callback
+first, which it may: nobody else consumes the partition yet), or until HANDOFF_TIMEOUT. So a
+partition changes hands at its last committed offset, and an at-least-once application does not
+process again what the previous owner had done (as with Kafka's rebalance protocol).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from ..base import TopicPartition
 _REC = struct.Struct("<II")  # length, crc
 _COMPACT_AT = 1 << 20
 LIVENESS_INTERVAL = 0.5
+#: how long a member waits for a live previous owner to let a partition go before taking it anyway
+HANDOFF_TIMEOUT = 30.0
 
 
 def assign_partitions(
@@ -67,6 +76,7 @@ class GroupStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         (folder / "members").mkdir(parents=True, exist_ok=True)
+        (folder / "held").mkdir(exist_ok=True)
         self._lock_fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         self._tlock = threading.RLock()
         self._offsets: dict[TopicPartition, int] = {}
@@ -125,8 +135,7 @@ class GroupStore:
             return
         with self.locked():
             if member is not None:
-                owned = set(member.current_assignment())
-                foreign = [tp for tp in offsets if tp not in owned]
+                foreign = member.not_owned(offsets)
                 if foreign:
                     raise CommitFailedError(
                         f"cannot commit {foreign[:3]} for group '{self.folder.name}': this consumer no longer "
@@ -211,6 +220,7 @@ class GroupStore:
                 live.append(name)
             else:
                 path.unlink(missing_ok=True)  # its owner is gone
+                (self.folder / "held" / name).unlink(missing_ok=True)
             finally:
                 os.close(fd)
         return sorted(live)
@@ -222,6 +232,20 @@ class GroupStore:
             live = self._live_members()
             if live != state["members"]:
                 self._write_state({"generation": state["generation"] + 1, "members": live})
+
+    def holders(self, exclude: str | None = None) -> dict[TopicPartition, str]:
+        """Which live member (other than ``exclude``) holds each partition it is consuming."""
+        out: dict[TopicPartition, str] = {}
+        for m in self.read_state()["members"]:
+            if m == exclude:
+                continue
+            try:
+                held = orjson.loads((self.folder / "held" / m).read_bytes())
+            except (FileNotFoundError, ValueError):
+                continue
+            for t, p in held:
+                out[TopicPartition(t, p)] = m
+        return out
 
     def subscriptions(self, members: list[str]) -> dict[str, list[str]]:
         subs = {}
@@ -256,6 +280,34 @@ class Member:
         self._last_liveness = 0.0
         self.generation = -1
         self.assignment: list[TopicPartition] = []
+        #: the partitions this member consumes now (published in held/<id>)
+        self.held: set[TopicPartition] = set()
+
+    def hold(self, tps: list[TopicPartition]) -> None:
+        """Note (and publish) that this member now consumes ``tps``."""
+        self.held.update(tps)
+        self._publish()
+
+    def release(self, tps: list[TopicPartition]) -> None:
+        """Note (and publish) that this member no longer consumes ``tps``."""
+        self.held.difference_update(tps)
+        self._publish()
+
+    def _publish(self) -> None:
+        path = self.store.folder / "held" / self.member_id
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(sorted([tp.topic, tp.partition] for tp in self.held)))
+        os.replace(tmp, path)
+
+    def not_owned(self, tps) -> list[TopicPartition]:
+        """Of ``tps``, those this member may not commit: neither assigned to it now, nor still
+        held by it with no other live member holding them (the revoke callback's commit)."""
+        owned = set(self.current_assignment())
+        lost = [tp for tp in tps if tp not in owned]
+        if lost and any(tp in self.held for tp in lost):
+            others = self.store.holders(exclude=self.member_id)
+            lost = [tp for tp in lost if tp not in self.held or tp in others]
+        return lost
 
     def current_assignment(self) -> list[TopicPartition]:
         """What this member owns in the group's current state (reads the state afresh)."""
@@ -298,6 +350,8 @@ class Member:
         if self._fd < 0:
             return
         (self.store.folder / "members" / self.member_id).unlink(missing_ok=True)
+        (self.store.folder / "held" / self.member_id).unlink(missing_ok=True)
+        self.held.clear()
         os.close(self._fd)
         self._fd = -1
         self.store.reconcile()

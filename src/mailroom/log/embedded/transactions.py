@@ -116,8 +116,7 @@ class TransactionCoordinator:
             lock = store.locked() if store else _null()
             with lock:
                 if member is not None and offsets:
-                    owned = set(member.current_assignment())
-                    lost = [tp for tp in offsets if tp not in owned]
+                    lost = member.not_owned(offsets)
                     if lost:
                         raise CommitFailedError(
                             f"transaction aborted: the consumer no longer owns {lost[:3]} (the group rebalanced)"

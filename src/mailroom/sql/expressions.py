@@ -559,30 +559,20 @@ class ExpressionCompiler:
 # -- helpers ---------------------------------------------------------------------------------------
 def _null_false(lf: Fn, rf: Fn, fn: Callable[[Any, Any], Any]) -> Fn:
     """``fn(left, right)`` over a row, FALSE when either side is NULL."""
+    return _null_safe(lf, rf, fn, False)
+
+
+def _null_safe(lf: Fn, rf: Fn, fn: Callable[[Any, Any], Any], on_null: Any = None) -> Fn:
+    """``fn(left, right)`` over a row, ``on_null`` (NULL) when either side is NULL (the right
+    one is not evaluated when the left is NULL)."""
 
     def apply(row):
         a = lf(row)
         if a is None:
-            return False
+            return on_null
         b = rf(row)
         if b is None:
-            return False
-        return fn(a, b)
-
-    return apply
-
-
-def _null_safe(lf: Fn, rf: Fn, fn: Callable[[Any, Any], Any]) -> Fn:
-    """``fn(left, right)`` over a row, NULL when either side is NULL (the right one is not
-    evaluated when the left is NULL)."""
-
-    def apply(row):
-        a = lf(row)
-        if a is None:
-            return None
-        b = rf(row)
-        if b is None:
-            return None
+            return on_null
         return fn(a, b)
 
     return apply

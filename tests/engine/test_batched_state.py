@@ -18,6 +18,29 @@ def _changes(d: TestDriver, topic: str) -> list[tuple]:
     return [(o.key, o.value) for o in d.read_output(topic, key_serde=MSGPACK, value_serde=MSGPACK)]
 
 
+def _cached_equals_uncached(build, recs: list, step: int) -> dict:
+    """Run the windowed topology ``build`` makes over ``recs`` (``step`` a batch, a commit each)
+    without and with caching: the final values agree, and every cached change's old value is the
+    previous change's new one. Returns the final values by window."""
+    results = []
+    for caching in (False, True):
+        top = Topology()
+        build(top)
+        d = TestDriver(top, caching=caching)
+        outs = []
+        for i in range(0, len(recs), step):
+            d.pipe_batch("in", recs[i : i + step])
+            outs += _changes(d, "out")
+        results.append(outs)
+    final = [{tuple(k): v["new"] for k, v in outs} for outs in results]
+    assert final[0] == final[1]
+    last: dict = {}
+    for k, v in results[1]:
+        assert v["old"] == last.get(tuple(k))
+        last[tuple(k)] = v["new"]
+    return final[1]
+
+
 def test_batched_count_emits_once_per_key_per_commit_with_old_values() -> None:
     top = Topology()
     top.stream("in", key_serde=MSGPACK).group_by_key().count().to_stream(with_old=True).to("out", key_serde=MSGPACK, value_serde=MSGPACK)
@@ -87,25 +110,13 @@ def test_windowed_count_over_batches_matches_the_uncached_result_with_old_values
     schema = {"domain": pl.String, "ts": pl.Int64}
     rng = random.Random(7)
     recs = [(None, {"domain": rng.choice(["a", "b", "c"]), "ts": 60_000 * rng.randrange(5) + i}, 0) for i in range(300)]
-    results = []
-    for caching in (False, True):
-        top = Topology()
+    def build(top: Topology) -> None:
         (top.stream("in", value_serde=JsonColumnsSerde(schema), timestamp_field="ts").group_by("domain")
             .windowed_by(TimeWindows.tumbling(60_000, grace_ms=3_600_000)).count()
             .to_stream(with_old=True).to("out", key_serde=MSGPACK, value_serde=MSGPACK))
-        d = TestDriver(top, caching=caching)
-        outs = []
-        for i in range(0, len(recs), 50):
-            d.pipe_batch("in", recs[i : i + 50])
-            outs += _changes(d, "out")
-        results.append(outs)
-    final = [{tuple(k): v["new"] for k, v in outs} for outs in results]
-    assert final[0] == final[1]
-    assert sum(final[1].values()) == len(recs)
-    last: dict = {}
-    for k, v in results[1]:  # every cached change's old value is the previous change's new one
-        assert v["old"] == last.get(tuple(k))
-        last[tuple(k)] = v["new"]
+
+    final = _cached_equals_uncached(build, recs, 50)
+    assert sum(final.values()) == len(recs)
 
 
 def test_json_columns_decode_falls_back_on_a_record_with_a_newline_or_a_blank_one() -> None:
@@ -153,22 +164,10 @@ def test_windows_kept_decoded_across_commits_give_the_uncached_result(keep: int,
     monkeypatch.setattr(windowed_aggregate, "KEEP_WINDOWS", keep)
     rng = random.Random(11)
     recs = [(rng.choice("abc"), {"n": i}, 60_000 * rng.randrange(4) + i) for i in range(240)]
-    results = []
-    for caching in (False, True):
-        top = Topology()
+    def build(top: Topology) -> None:
         (top.stream("in", key_serde=MSGPACK).group_by_key()
             .windowed_by(TimeWindows.tumbling(60_000, grace_ms=3_600_000))
             .aggregate(list, lambda k, v, agg: sorted(agg + [v["n"]])[-3:])
             .to_stream(with_old=True).to("out", key_serde=MSGPACK, value_serde=MSGPACK))
-        d = TestDriver(top, caching=caching)
-        outs = []
-        for i in range(0, len(recs), 40):
-            d.pipe_batch("in", recs[i : i + 40])
-            outs += _changes(d, "out")
-        results.append(outs)
-    final = [{tuple(k): v["new"] for k, v in outs} for outs in results]
-    assert final[0] == final[1] and len(final[1]) == 12
-    last: dict = {}
-    for k, v in results[1]:
-        assert v["old"] == last.get(tuple(k))
-        last[tuple(k)] = v["new"]
+
+    assert len(_cached_equals_uncached(build, recs, 40)) == 12

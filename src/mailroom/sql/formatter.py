@@ -25,7 +25,7 @@ from .expressions import render
 def format_create_as(stmt: A.CreateAsSelect, source_columns: list[str]) -> str | None:
     """``stmt`` in ksqlDB's form, or None when it is not a form this prints. ``source_columns``
     are the source's column names (the struct-field aliases avoid them)."""
-    from .planner import _FieldAliases  # the planner's own alias rules
+    from .planner import _FieldAliases, auto_column_name  # the planner's own alias rules
 
     q = stmt.query
     if not isinstance(q.from_, A.SourceRef) or q.window is not None:
@@ -45,10 +45,7 @@ def format_create_as(stmt: A.CreateAsSelect, source_columns: list[str]) -> str |
             elif isinstance(it.expr, A.Dereference):
                 name = fields.next(it.expr.field)
             else:
-                while f"KSQL_COL_{auto}" in names:
-                    auto += 1
-                name = f"KSQL_COL_{auto}"
-                auto += 1
+                name, auto = auto_column_name(names, auto)
         names.add(name)
         items.append(f"  {_text(it.expr, alias)} {name}")
     with_ = f" WITH ({', '.join(f'{k}={_prop(v)}' for k, v in stmt.props.items())})" if stmt.props else ""

@@ -234,10 +234,7 @@ class Planner:
                 elif isinstance(it.expr, A.Dereference):
                     alias = field_aliases.next(it.expr.field)
                 else:
-                    while f"KSQL_COL_{auto}" in names:
-                        auto += 1
-                    alias = f"KSQL_COL_{auto}"
-                    auto += 1
+                    alias, auto = auto_column_name(names, auto)
             if it.alias is not None and it.alias in _RESERVED_NAMES:
                 raise SqlError(f"`{it.alias}` is a reserved column name. You cannot use it as an alias for a column.", it.pos)
             if alias in names:
@@ -873,6 +870,14 @@ def _copy_query(q: A.Query, **changes: Any) -> A.Query:
 
 
 _NUMBERED = re.compile(r"(.*?)(?:_(\d+))?")
+
+
+def auto_column_name(names, auto: int) -> tuple[str, int]:
+    """ksqlDB's name for an unaliased expression: ``KSQL_COL_<n>`` for the first n from ``auto``
+    not already taken; returns it and the next n to try."""
+    while f"KSQL_COL_{auto}" in names:
+        auto += 1
+    return f"KSQL_COL_{auto}", auto + 1
 
 
 class _FieldAliases:

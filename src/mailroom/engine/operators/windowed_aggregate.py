@@ -194,9 +194,10 @@ class WindowedAggregateNode(Node):
                 hot[w] = [kb, s, _TS.unpack_from(raw)[0], a, raw, raw, wk, a if type(a) in _SCALARS else _UNDECODED]
 
     def _put_hot(self, wins) -> None:
-        self._changed.update(dict.fromkeys(wins))
+        touched = dict.fromkeys(wins)
+        self._changed.update(touched)
         if self.pending is None:  # put at the next read or flush of the store, once per commit
-            self._dirty.update(dict.fromkeys(wins))
+            self._dirty.update(touched)
             self.store.defer(self._write_dirty)
             return
         self._put(wins)

@@ -280,7 +280,10 @@ class App:
         """Poll once, process, commit if due. Returns the number of records processed."""
         if self._consumer is None:
             self._start()
-        batches = _merge_batches(self._consumer.poll(self.max_poll_records, timeout=timeout))
+        # with work to commit, an idle commit comes as soon as nothing is waiting, not after the
+        # poll has waited out its timeout
+        idle_check = self._uncommitted and self.commit_when_idle
+        batches = _merge_batches(self._consumer.poll(self.max_poll_records, timeout=0 if idle_check else timeout))
         n = 0
         for rb in batches:
             task = self._task_for(rb.topic_partition)

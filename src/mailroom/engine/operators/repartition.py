@@ -189,30 +189,76 @@ class BatchRepartitionSource(SourceNode):
 
 
 class CountCombineNode(Node):
-    """A combiner before a count's repartition topic: with caching on, each batch becomes one
-    row per distinct key, carrying how many records it stands for (``COUNT_COLUMN``) and their
-    latest timestamp, so the topic (and the count after it) handles distinct keys, not records.
+    """A combiner before a count's repartition topic: with caching on, the records between two
+    commits become one row per distinct key, carrying how many records it stands for
+    (``COUNT_COLUMN``) and their latest timestamp, so the topic (and the count after it) handles
+    distinct keys, not records.
+
+    Batches are gathered as they come (their key, timestamp and offset columns) and reduced in
+    one native group-by when ``max_rows`` have gathered or at commit, before the task's outputs
+    are flushed and its input offsets committed (or, exactly-once, in the same transaction): a
+    crash before that loses nothing, the input is read again. A reduction that still holds more
+    than half of ``max_rows`` keys goes out at once, so many distinct keys do not pile up.
 
     With caching off every record's update must be emitted, so batches pass unchanged; so do
-    batches without a string key column or with NULL keys (the count reports those).
+    batches without a string key column or with NULL keys (the count reports those), after what
+    was gathered before them.
     """
+
+    #: rows gathered before they are reduced
+    max_rows = 262_144
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._pending: list[pl.DataFrame] = []
+        self._rows = 0
+        self._source: tuple[str | None, int] | None = None
 
     def process(self, batch: Batch) -> None:
         ks = batch.key_series()
         if (not self.ctx.caching or ks is None or ks.dtype != pl.String or ks.null_count()
                 or batch.headers is not None or len(batch) < 2):
+            self._flush()
             self.forward(batch)
             return
-        cols = {"k": ks, "t": batch.timestamps}
-        aggs = [pl.len().alias("n"), pl.col("t").max()]
-        if batch.offsets is not None:
-            cols["o"] = batch.offsets
-            aggs.append(pl.col("o").max())
+        n = len(batch)
         if isinstance(batch.values, pl.DataFrame) and COUNT_COLUMN in batch.values.columns:
-            cols["c"] = batch.values[COUNT_COLUMN]  # (already combined upstream)
-            aggs[0] = pl.col("c").sum().alias("n")
-        g = pl.DataFrame(cols).group_by("k", maintain_order=True).agg(aggs)
-        self.forward(Batch(None, pl.DataFrame({COUNT_COLUMN: g["n"].cast(pl.Int64)}),
+            counts = batch.values[COUNT_COLUMN].cast(pl.Int64)  # (already combined upstream)
+        else:
+            counts = pl.repeat(1, n, dtype=pl.Int64, eager=True)
+        offsets = batch.offsets if batch.offsets is not None else np.full(n, -1, dtype=np.int64)
+        self._pending.append(pl.DataFrame({"k": ks, "n": counts, "t": batch.timestamps, "o": offsets}))
+        self._rows += n
+        src = (batch.topic, batch.partition)
+        self._source = src if self._source in (None, src) else (None, batch.partition)
+        if self._rows >= self.max_rows:
+            self._reduce()
+            if self._rows > self.max_rows // 2:
+                self._flush()
+
+    def _reduce(self) -> None:
+        """The gathered rows as one row per key (first-seen key order)."""
+        frame = self._pending[0] if len(self._pending) == 1 else pl.concat(self._pending, rechunk=False)
+        g = frame.group_by("k", maintain_order=True).agg(
+            pl.col("n").sum(), pl.col("t").max(), pl.col("o").max())
+        self._pending = [g]
+        self._rows = len(g)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        self._reduce()
+        g = self._pending[0]
+        topic, partition = self._source
+        self._pending, self._rows, self._source = [], 0, None
+        offsets = g["o"].to_numpy().astype(np.int64, copy=False)
+        self.forward(Batch(None, pl.DataFrame({COUNT_COLUMN: g["n"]}),
                            g["t"].to_numpy().astype(np.int64, copy=False),
-                           None if batch.offsets is None else g["o"].to_numpy().astype(np.int64, copy=False),
-                           batch.topic, batch.partition, key_column=g["k"]))
+                           None if (offsets < 0).any() else offsets,
+                           topic, partition, key_column=g["k"]))
+
+    def commit(self) -> None:
+        self._flush()
+
+    def close(self) -> None:
+        self._pending, self._rows, self._source = [], 0, None  # (not committed: read again)

@@ -89,3 +89,10 @@ def test_first_field_starting_with_a_non_alphanumeric_is_quoted() -> None:
     s = serde_for("DELIMITED", Schema.parse("A INT, B INT"))
     assert s.serialize({"A": -1, "B": -2}) == b'"-1",-2'
     assert s.serialize({"A": 1, "B": -2}) == b"1,-2"
+
+
+def test_decimal_with_more_digits_than_pythons_default_context() -> None:
+    s = serde_for("DELIMITED", Schema.parse("V DECIMAL(33, 16)"))
+    assert s.deserialize(b"12345678987654321.2345678987654321") == {"V": Decimal("12345678987654321.2345678987654321")}
+    assert s.deserialize(b".12") == {"V": Decimal("0.1200000000000000")}
+    assert s.serialize({"V": Decimal("12345678987654321.2345678987654321")}) == b"12345678987654321.2345678987654321"

@@ -222,3 +222,24 @@ def test_batch_with_only_syntax_errors_stays_columnar(monkeypatch: pytest.Monkey
     table, bad = s.deserialize_batch(vals)
     assert [i for i, _ in bad] == [3, 1500]
     assert table.num_rows == 1998 and table.column("ID")[3].as_py() == 4
+
+
+def test_decimal_written_at_its_own_scale_read_at_the_columns() -> None:
+    # ksqlDB's JSON writer writes a BigDecimal as it is (GREATEST of a DECIMAL(9,2) and a
+    # DECIMAL(7,6) column, typed DECIMAL(13,6), writes 1234567.89); reading pads to the scale
+    s = serde_for("JSON", Schema.parse("P DECIMAL(13, 6), A ARRAY<DECIMAL(4, 2)>"))
+    data = s.serialize({"P": Decimal("1234567.89"), "A": [Decimal("1.5"), 2.5]})
+    assert data == b'{"P":1234567.89,"A":[1.5,2.50]}'
+    assert s.deserialize(data) == {"P": Decimal("1234567.890000"), "A": [Decimal("1.50"), Decimal("2.50")]}
+    # finer than the column: rounded to it; too many whole digits: an error, as before
+    assert s.serialize({"P": Decimal("1.23456789"), "A": None}) == b'{"P":1.234568,"A":null}'
+    with pytest.raises(SerdeError, match="does not fit"):
+        s.serialize({"P": Decimal("12345678.9"), "A": None})
+    unwrapped = JsonSerde(SqlType.decimal(5, 2), wrapped=False)
+    assert unwrapped.serialize(Decimal("7.5")) == b"7.5"
+
+
+def test_decimal_beyond_28_digits() -> None:
+    s = serde_for("JSON", Schema.parse("V DECIMAL(33, 16)"))
+    v = s.deserialize(b'{"V": 12345678987654321.2345678987654321}')["V"]
+    assert v == Decimal("12345678987654321.2345678987654321") and v.as_tuple().exponent == -16

@@ -109,3 +109,30 @@ def test_duplicate_overload_rejected():
         reg.register_scalar("F", Overload([T.INT], T.INT, abs))
     with pytest.raises(FunctionError, match="already exists"):
         reg.register_aggregate("F", Overload([T.INT], T.INT, abs))
+
+
+def test_candidates_ranked_like_ksqldb_udf_index():
+    # non-variadic beats variadic; then more parameters; then fewer generic parameters
+    reg = FunctionRegistry()
+    reg.register_scalar("F", Overload([T.INT], T.STRING, lambda a: "fixed"),
+                        Overload([T.INT], T.STRING, lambda a, xs: "var", variadic=0, pack_varargs=True))
+    assert reg.resolve_scalar("f", [T.INT]).fn(1) == "fixed"
+    reg.register_scalar("G", Overload([T.INT, T.INT], T.STRING, lambda a, xs: "two", variadic=1),
+                        Overload([T.INT], T.STRING, lambda xs: "one", variadic=0))
+    assert reg.resolve_scalar("g", [T.INT, T.INT]).fn(1, 2) == "two"
+    reg.register_scalar("H", Overload(["T"], T.STRING, lambda a: "generic"), Overload([T.BIGINT], T.STRING, lambda a: "bigint"))
+    assert reg.resolve_scalar("h", [T.BIGINT]).fn(1) == "bigint"
+    # equally good after implicit casts: DECIMAL and DOUBLE both take (INT, DECIMAL) -- ambiguous,
+    # even though DOUBLE is concrete (ksqlDB does not rank a DECIMAL parameter below it)
+    reg.register_scalar("K", Overload(["DECIMAL"], T.STRING, lambda a: "dec"), Overload([T.DOUBLE], T.STRING, lambda a: "dbl"))
+    with pytest.raises(FunctionError, match=r"ambiguous method parameters \(INTEGER\)"):
+        reg.resolve_scalar("k", [T.INT])
+    assert reg.resolve_scalar("k", [T.decimal(4, 2)]).fn(1) == "dec"  # exact, no cast needed
+
+
+def test_greatest_of_int_bigint_decimal_is_ambiguous(reg):
+    with pytest.raises(FunctionError) as e:
+        reg.resolve_scalar("GREATEST", [T.INT, T.BIGINT, T.decimal(50, 30)])
+    assert "Function 'greatest' cannot be resolved due to ambiguous method parameters (INTEGER, BIGINT, DECIMAL(50, 30))." in str(e.value)
+    with pytest.raises(FunctionError, match="ambiguous"):
+        reg.resolve_scalar("LEAST", [T.decimal(5, 2), T.INT])

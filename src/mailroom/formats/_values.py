@@ -16,7 +16,7 @@ import base64
 import binascii
 import datetime as dt
 import math
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -29,6 +29,10 @@ BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 EPOCH = dt.datetime(1970, 1, 1)
 EPOCH_DATE = dt.date(1970, 1, 1)
 MS_PER_DAY = 86_400_000
+
+
+#: DECIMAL precision is not capped at the default context's 28 digits (DECIMAL(33, 16) and up)
+_WIDE = Context(prec=1000)
 
 
 class CoercionError(ValueError):
@@ -53,6 +57,15 @@ def coerce(value: Any, t: SqlType, path: str = "") -> Any:
         return None
     fn = _COERCERS[t.base]
     return fn(value, t, path)
+
+
+def coerce_out(value: Any, t: SqlType, path: str = "") -> Any:
+    """Like :func:`coerce`, for writing: a DECIMAL value keeps its own scale when it is no finer
+    than the column's (ksqlDB's JSON writer writes a BigDecimal as it is, so GREATEST of a
+    DECIMAL(9,2) and a DECIMAL(7,6) writes 1234567.89, not 1234567.890000)."""
+    if value is None:
+        return None
+    return _OUT_COERCERS[t.base](value, t, path)
 
 
 def _boolean(v: Any, t: SqlType, path: str) -> bool:
@@ -132,13 +145,22 @@ def _decimal(v: Any, t: SqlType, path: str) -> Decimal:
             raise _fail(v, t, path)
         if not d.is_finite():
             raise _fail(v, t, path)
-        q = d.quantize(Decimal(1).scaleb(-t.scale), rounding=ROUND_HALF_UP)  # type: ignore[arg-type]
+        q = d.quantize(Decimal(1).scaleb(-t.scale), rounding=ROUND_HALF_UP, context=_WIDE)  # type: ignore[arg-type]
     except InvalidOperation:
         raise _fail(v, t, path) from None
     if len(q.as_tuple().digits) > t.precision and q != 0:  # type: ignore[operator]
         where = f"field {path}: " if path else ""
         raise CoercionError(f"{where}{d} does not fit {t}")
     return q
+
+
+def _decimal_out(v: Any, t: SqlType, path: str) -> Decimal:
+    if isinstance(v, Decimal) and v.is_finite():
+        exp = v.as_tuple().exponent
+        # no finer than the column and fits its whole digits (ksqlDB's ensureMax): kept as is
+        if -t.scale <= exp <= 0 and v.copy_abs() < Decimal(1).scaleb(t.precision - t.scale):  # type: ignore[operator]
+            return v
+    return _decimal(v, t, path)
 
 
 def _bytes(v: Any, t: SqlType, path: str) -> bytes:
@@ -214,14 +236,14 @@ def _time(v: Any, t: SqlType, path: str) -> dt.time:
     raise _fail(v, t, path)
 
 
-def _array(v: Any, t: SqlType, path: str) -> list[Any]:
+def _array(v: Any, t: SqlType, path: str, co: Any = coerce) -> list[Any]:
     if not isinstance(v, list | tuple):
         raise _fail(v, t, path)
     el = t.element
-    return [coerce(x, el, f"{path}[{i}]") for i, x in enumerate(v)]  # type: ignore[arg-type]
+    return [co(x, el, f"{path}[{i}]") for i, x in enumerate(v)]  # type: ignore[arg-type]
 
 
-def _map(v: Any, t: SqlType, path: str) -> dict[str, Any]:
+def _map(v: Any, t: SqlType, path: str, co: Any = coerce) -> dict[str, Any]:
     if isinstance(v, list):  # Arrow gives maps as lists of (key, value) pairs
         try:
             v = dict(v)
@@ -234,38 +256,41 @@ def _map(v: Any, t: SqlType, path: str) -> dict[str, Any]:
     for k, x in v.items():
         if not isinstance(k, str):
             raise CoercionError(f"field {path}: MAP key {_desc(k)} is not a STRING")
-        out[k] = coerce(x, el, f"{path}[{k!r}]")  # type: ignore[arg-type]
+        out[k] = co(x, el, f"{path}[{k!r}]")  # type: ignore[arg-type]
     return out
 
 
-def _struct(v: Any, t: SqlType, path: str) -> dict[str, Any]:
+def _struct(v: Any, t: SqlType, path: str, out: bool = False) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise _fail(v, t, path)
-    return coerce_fields(v, t.fields, path)
+    return coerce_fields(v, t.fields, path, out=out)
 
 
 #: per column tuple: (the tuple itself, its names, (name, type, coercer) per column); cached by
 #: identity (schemas hold their columns in tuples for life), bounded so transient ones cannot pile up
 _PLANS: dict[int, tuple[Any, frozenset[str], tuple[tuple[str, SqlType, Any], ...]]] = {}
+_OUT_PLANS: dict[int, tuple[Any, frozenset[str], tuple[tuple[str, SqlType, Any], ...]]] = {}
 
 
-def _plan(columns: Any) -> tuple[Any, frozenset[str], tuple[tuple[str, SqlType, Any], ...]]:
-    p = _PLANS.get(id(columns))
+def _plan(columns: Any, out: bool = False) -> tuple[Any, frozenset[str], tuple[tuple[str, SqlType, Any], ...]]:
+    plans, table = (_OUT_PLANS, _OUT_COERCERS) if out else (_PLANS, _COERCERS)
+    p = plans.get(id(columns))
     if p is None or p[0] is not columns:
-        if len(_PLANS) >= 1024:
-            _PLANS.clear()
-        cols = tuple((c.name, c.type, _COERCERS[c.type.base]) for c in columns)
+        if len(plans) >= 1024:
+            plans.clear()
+        cols = tuple((c.name, c.type, table[c.type.base]) for c in columns)
         p = (columns, frozenset(c[0] for c in cols), cols)
         if isinstance(columns, tuple):
-            _PLANS[id(columns)] = p
+            plans[id(columns)] = p
     return p
 
 
-def coerce_fields(obj: dict[str, Any], columns: Any, path: str = "") -> dict[str, Any]:
+def coerce_fields(obj: dict[str, Any], columns: Any, path: str = "", *, out: bool = False) -> dict[str, Any]:
     """The fields of ``obj`` matched to ``columns`` the ksqlDB way: by exact name first, then by
     the upper-cased key (so JSON field ``name`` fills column ``NAME``). A field that is present
-    but null does not hide a case variant with a value. Missing fields are None."""
-    _, names, cols = _plan(columns)
+    but null does not hide a case variant with a value. Missing fields are None. ``out``: for
+    writing (see :func:`coerce_out`)."""
+    _, names, cols = _plan(columns, out)
     out: dict[str, Any] = {}
     # every field named exactly as a column (the usual case): no case variant to look for
     exact = obj.keys() <= names
@@ -310,6 +335,15 @@ _COERCERS = {
     "ARRAY": _array,
     "MAP": _map,
     "STRUCT": _struct,
+}
+
+#: the writing coercers: DECIMAL keeps a value's own scale, containers recurse with them
+_OUT_COERCERS = {
+    **_COERCERS,
+    "DECIMAL": _decimal_out,
+    "ARRAY": lambda v, t, path: _array(v, t, path, coerce_out),
+    "MAP": lambda v, t, path: _map(v, t, path, coerce_out),
+    "STRUCT": lambda v, t, path: _struct(v, t, path, out=True),
 }
 
 

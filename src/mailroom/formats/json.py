@@ -9,8 +9,9 @@
   ``"true"``/``"false"``, DECIMAL from numbers or strings, BYTES from base64 strings,
   TIMESTAMP from epoch milliseconds (or ISO-8601 text), DATE from epoch days, TIME from
   milliseconds of the day. Anything else is a :class:`~mailroom.errors.SerdeError`.
-* Writing uses the same encodings: DECIMAL as a JSON number, BYTES as base64, TIMESTAMP/DATE/
-  TIME as integers.
+* Writing uses the same encodings: DECIMAL as a JSON number (at the value's own scale when it
+  is no finer than the column's, as ksqlDB writes a BigDecimal), BYTES as base64,
+  TIMESTAMP/DATE/TIME as integers.
 * ``wrapped=False`` (ksqlDB ``WRAP_SINGLE_VALUE=false``) reads and writes the bare JSON value of
   a single column.
 
@@ -36,7 +37,7 @@ import pyarrow.json as pajson
 from mailroom.errors import SerdeError
 
 from ._base import BatchResult, Serde, _to_pylist
-from ._values import CoercionError, coerce, coerce_fields, json_default
+from ._values import CoercionError, coerce, coerce_fields, coerce_out, json_default
 from .types import SqlType
 
 _DUMP_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -92,10 +93,10 @@ class JsonSerde(Serde):
 
     def _encode(self, value: Any) -> bytes:
         if self.unwrapped:
-            return dumps(coerce(value, self.schema.columns[0].type))
+            return dumps(coerce_out(value, self.schema.columns[0].type))
         if not isinstance(value, dict):
             raise self.error(f"a row must be a dict keyed by column name, got {type(value).__name__}")
-        return dumps(coerce_fields(value, self.schema.columns))
+        return dumps(coerce_fields(value, self.schema.columns, out=True))
 
     def _loads(self, data: bytes) -> Any:
         if self._exact:

@@ -2,8 +2,9 @@
 
 Resolution follows ksqlDB: first an overload that fits the argument types without implicit
 casts (DECIMAL of any precision and generics bind freely); if none, overloads that fit with
-widening (INT -> BIGINT -> DECIMAL -> DOUBLE). Among several fitting overloads a non-variadic one
-beats a variadic one; otherwise the call is ambiguous.
+widening (INT -> BIGINT -> DECIMAL -> DOUBLE). Several fitting overloads are ranked as ksqlDB's
+UdfIndex does: non-variadic over variadic, then more parameters, then fewer generic parameters;
+a tie at the top is ambiguous (so GREATEST(INT, DECIMAL) is: DECIMAL and DOUBLE fit equally).
 
     reg = FunctionRegistry()
     reg.register_scalar("ABS", Overload(["INT"], "INT", abs), Overload(["DOUBLE"], "DOUBLE", abs))
@@ -318,14 +319,11 @@ class FunctionRegistry:
                 continue
             if len(found) == 1:
                 return found[0]
-            fixed = [f for f in found if not f[0].is_variadic]
-            if len(fixed) == 1:
-                return fixed[0]
-            pool = fixed or found
-            # identical parameter lists (e.g. a generic and a concrete overload): prefer concrete
-            concrete = [f for f in pool if not any(p.generics() or p.kind in ("any", "decimal", "struct") for p in f[0].patterns)]
-            if len(concrete) == 1:
-                return concrete[0]
+            # ksqlDB's UdfIndex: the best candidate by (non-variadic, more parameters, fewer
+            # generic parameters) wins; a tie at the top is ambiguous
+            found.sort(key=lambda f: _rank(f[0]), reverse=True)
+            if _rank(found[0][0]) > _rank(found[1][0]):
+                return found[0]
             raise FunctionError(
                 f"Function '{lname}' cannot be resolved due to ambiguous method parameters "
                 f"({', '.join(_arg_name(a) for a in args)}).\n" + self._alternatives(info)
@@ -460,6 +458,11 @@ class FunctionRegistry:
             "path": info.path,
             "overloads": overloads,
         }
+
+
+def _rank(ov: Overload) -> tuple[int, int, int]:
+    """How ksqlDB's UdfIndex orders candidate overloads (higher is better)."""
+    return (0 if ov.is_variadic else 1, len(ov.patterns), -sum(1 for p in ov.patterns if p.generics()))
 
 
 def _arg_name(a: ArgType) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..formats.types import Column, SqlType
-from ..functions.registry import FunctionRegistry
+from ..functions.registry import FunctionError, FunctionRegistry
 from . import ast as A
 from .metastore import DataSource, HeaderColumn, MetaStore, SqlError, WindowInfo
 from .planner import Planner
@@ -240,6 +240,7 @@ class SqlExecutor:
         if not sink.key_columns and "KEY_FORMAT" in props:  # e.g. PARTITION BY NULL: no key to format
             raise SqlError("Key format specified for stream without key columns.", s.pos)
         self._apply_formats(sink, props, s.pos, inherit=inherit)
+        self._check_json_map_keys(s, plan.sources, sink)
         if sink.key_format == "NONE" and sink.key_columns:  # keyless sources, a keyed result: the default key format
             default_key = str(self.properties.get("ksql.persistence.default.format.key", "KAFKA")).upper()
             sink.key_format = default_key if len(sink.key_columns) == 1 or default_key != "KAFKA" else "JSON"
@@ -272,6 +273,24 @@ class SqlExecutor:
         self.runtime.start_query(qid, plan.topology, plan.source_topics)
         self.queries[qid] = PersistentQuery(qid, s.text, s.name, [x.name for x in plan.sources])
         return Result(s.text, f"Created query with ID {qid}", query_id=qid, source=sink)
+
+    def _check_json_map_keys(self, s: A.CreateAsSelect, sources: list[DataSource], sink: DataSource) -> None:
+        """ksqlDB rejects a JSON sink with a MAP whose keys are not STRING, e.g. ``MAP(k := v)``
+        with an INT ``k`` (MAP types carry no key type here, so look at the constructors)."""
+        if sink.value_format not in ("JSON", "JSON_SR") or len(sources) != 1:
+            return
+        scope = None
+        for item in s.query.select:
+            if not (isinstance(item, A.SelectItem) and isinstance(item.expr, A.MapConstructor)):
+                continue
+            scope = scope or self.planner.scope_of(sources[0])
+            for k, _ in item.expr.entries:
+                try:
+                    t = self.planner.compiler.compile(k, scope).type
+                except (SqlError, FunctionError):  # not compilable alone: nothing to say
+                    continue
+                if t is not None and t != SqlType.STRING:
+                    raise SqlError("JSON only supports MAP types with STRING keys", s.pos)
 
     def _InsertInto(self, s: A.InsertInto) -> Result:
         target = self.meta.find(s.target)

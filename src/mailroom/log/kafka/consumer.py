@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from operator import itemgetter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException
 from confluent_kafka import Consumer as RdConsumer
+from confluent_kafka import Message
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 from ...errors import CommitFailedError, InvalidConfigError, LogError
@@ -17,6 +19,10 @@ from .errors import kafka_error, translate
 
 if TYPE_CHECKING:
     from .log import KafkaLog
+
+_error, _topic, _partition, _offset = Message.error, Message.topic, Message.partition, Message.offset
+_timestamp, _key, _value, _headers = Message.timestamp, Message.key, Message.value, Message.headers
+_ts = itemgetter(1)  # (timestamp type, ms)
 
 DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,  # offsets are committed by the caller (or in a transaction)
@@ -27,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "heartbeat.interval.ms": 1_000,
     "fetch.wait.max.ms": 100,
     "queued.min.messages": 200_000,
+    # once a partition's prefetch queue is full librdkafka waits this long before fetching it
+    # again (default 1 s): a consumer that drains its queue quickly then sits idle. 10 ms: 2.5x
+    # the read rate on a local broker (bench/log_bench.py), with the same queue bounds (memory)
+    "fetch.queue.backoff.ms": 10,
 }
 
 # errors in the message stream that the caller must hear of; the others are transient
@@ -151,28 +161,39 @@ class KafkaConsumer(Consumer):
             msgs = [first]
             if max_records > 1:
                 msgs += self._c.consume(max_records - 1, 0)
-        groups: dict[tuple[str, int], list] = {}
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.fatal() or err.code() in _RAISE:
+        # (per message only C calls through the Message type's own methods: no Python frame each)
+        errs = list(map(_error, msgs))
+        if errs.count(None) != len(errs):
+            keep = []
+            for m, err in zip(msgs, errs):
+                if err is None:
+                    keep.append(m)
+                elif err.fatal() or err.code() in _RAISE:
                     raise translate(err, topic=m.topic())
-                self.last_error = err  # transient (coordinator loading, ...): librdkafka retries
-                continue
-            key = (m.topic(), m.partition())
-            g = groups.get(key)
-            if g is None:
-                groups[key] = g = []
-            g.append(m)
+                else:
+                    self.last_error = err  # transient (coordinator loading, ...): librdkafka retries
+            msgs = keep
+            if not msgs:
+                return []
+        topics, parts = list(map(_topic, msgs)), list(map(_partition, msgs))
+        groups: dict[tuple[str, int], list] = {}
+        if topics.count(topics[0]) == len(topics) and parts.count(parts[0]) == len(parts):
+            groups[(topics[0], parts[0])] = msgs
+        else:
+            for key, m in zip(zip(topics, parts), msgs):
+                g = groups.get(key)
+                if g is None:
+                    groups[key] = g = []
+                g.append(m)
         out = []
         for (topic, part), ms in groups.items():
-            offsets = np.fromiter((m.offset() for m in ms), dtype=np.int64, count=len(ms))
-            stamps = np.fromiter((m.timestamp()[1] for m in ms), dtype=np.int64, count=len(ms))
-            hdrs = [m.headers() for m in ms]
+            n = len(ms)
+            offsets = np.fromiter(map(_offset, ms), dtype=np.int64, count=n)
+            stamps = np.fromiter(map(_ts, map(_timestamp, ms)), dtype=np.int64, count=n)
+            hdrs = list(map(_headers, ms))
             batch = RecordBatch(
-                topic, part, offsets, stamps,
-                [m.key() for m in ms], [m.value() for m in ms],
-                hdrs if any(h is not None for h in hdrs) else None,
+                topic, part, offsets, stamps, list(map(_key, ms)), list(map(_value, ms)),
+                None if hdrs.count(None) == n else hdrs,
             )
             tp = TopicPartition(topic, part)
             self._pos[tp] = int(offsets[-1]) + 1

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from ..engine import Processor, SessionWindows, TimeWindows, Topology, Windowed
+from ..engine.aggregators import aggregator
 from ..engine.batch import Batch
 from ..engine.serdes import WindowedSerde
 from ..formats.types import Column, SqlType
@@ -155,6 +156,8 @@ class Planner:
         window = primary.window
         if q.where is not None:
             pred = self.compiler.predicate(q.where, scope)
+            if not is_table:  # a stream record without a value never passes a WHERE (as ksqlDB's filter)
+                pred = lambda row, p=pred: row is not None and NULL_VALUE not in row and p(row)  # noqa: E731
             vec = None if is_table else self._vectorize(lambda vc: [vc.compile(q.where, scope).as_type(SqlType.BOOLEAN)])
             if vec is not None:  # columnar: one polars expression over the batch
                 (pexpr,), cols = vec
@@ -604,6 +607,13 @@ class Planner:
             return _map_children(e, rewrite)
 
         items = self._select_items(q, scope, [_Side(primary, primary.name, None, is_table)], False)
+        if windowed and not single_source:
+            # ksqlDB cannot resolve the window bounds of a windowed aggregation over a join
+            # (https://github.com/confluentinc/ksql/issues/5931): say so as it does
+            for _name, e in items:
+                bound = _window_bound_ref(e)
+                if bound is not None:
+                    raise SqlError(f"SELECT column '{bound.name}' cannot be resolved.", bound.pos)
         outputs: list[OutputColumn] = []
         key_names: dict[int, str] = {}
         non_group = []
@@ -757,8 +767,10 @@ class Planner:
                     table = grouped.windowed_by(SessionWindows(w.size_ms, grace)).aggregate(init, add_prepared, merge, emit_final=emit_final)
                 else:
                     tw = TimeWindows(w.size_ms, w.advance_ms or w.size_ms, grace, w.retention_ms)
-                    table = (grouped.windowed_by(tw)._aggregate("WINDOW-AGGREGATE", sql_agg, None, emit_final) if COLUMNAR
-                             else grouped.windowed_by(tw).aggregate(init, add_prepared, emit_final=emit_final))
+                    # final results as ksqlDB gives them: none for a window that a jump in stream
+                    # time took past the store's retention at the record that closed it
+                    table = grouped.windowed_by(tw)._aggregate("WINDOW-AGGREGATE", sql_agg if COLUMNAR else aggregator(init, add_prepared),
+                                                               None, emit_final, final_within_retention=True)
             else:
                 table = grouped._aggregate("AGGREGATE", sql_agg, None) if COLUMNAR else grouped.aggregate(init, add_prepared)
         window = None
@@ -963,6 +975,19 @@ def _map_children(e: A.Expr, fn: Callable[[A.Expr], A.Expr]) -> A.Expr:
                     nv.append(x)
             setattr(new, k, nv)
     return new
+
+
+def _window_bound_ref(e: A.Expr) -> A.ColumnRef | None:
+    """The first WINDOWSTART / WINDOWEND reference in ``e``, if any."""
+    if isinstance(e, A.ColumnRef):
+        return e if e.name in (WINDOWSTART, WINDOWEND) else None
+    if isinstance(e, A.Lambda):
+        return _window_bound_ref(e.body)
+    for c in _children(e):
+        found = _window_bound_ref(c)
+        if found is not None:
+            return found
+    return None
 
 
 def _loose_columns(e: A.Expr, lambda_params: frozenset = frozenset()) -> list[str]:

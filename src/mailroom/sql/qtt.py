@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -119,11 +120,28 @@ def skip_reason(case: Case) -> str | None:
     return None
 
 
+#: what a UDF module loaded from a folder (``load_folder``: modules named ``mailroom_udf_*``)
+#: may define to forget the state it keeps between calls: ksqlDB makes a UDF instance per
+#: query, while a Python UDF is one function for the process, so each case starts it afresh
+UDF_RESET_HOOK = "reset_counter"
+_UDF_MODULE_PREFIX = "mailroom_udf_"
+
+
+def reset_udf_state() -> None:
+    """Call every folder-loaded UDF module's ``reset_counter()`` (see UDF_RESET_HOOK)."""
+    for name, mod in list(sys.modules.items()):
+        if name.startswith(_UDF_MODULE_PREFIX):
+            hook = getattr(mod, UDF_RESET_HOOK, None)
+            if callable(hook):
+                hook()
+
+
 def run_case(case: Case, registry: FunctionRegistry | None = None) -> CaseResult:
     t0 = time.perf_counter()
     reason = skip_reason(case)
     if reason:
         return CaseResult(case, "skipped", reason)
+    reset_udf_state()
     try:
         res = _run(case, registry)
     except Exception as e:  # noqa: BLE001 - a crash is a failure of that case, not of the run

@@ -264,18 +264,18 @@ class TableSourceNode(SourceNode):
                                     None if rb.headers is None else [rb.headers[i] for i in idx]))
         if not len(batch):
             return None
-        self._upsert(batch.keys, batch.rows(), batch.timestamps, rb)
+        self._upsert(batch.keys, batch.rows(), batch.timestamps, rb, batch.headers)
         return int(batch.timestamps.max())
 
-    def _upsert(self, keys: list, values: list, ts: np.ndarray, rb: RecordBatch) -> None:
+    def _upsert(self, keys: list, values: list, ts: np.ndarray, rb: RecordBatch, headers: list | None = None) -> None:
         kbs = [encode_key(k) for k in keys]
         if self.ctx.caching:
             self.store.put_many((kb, None if v is None else encode_value(t, v)) for kb, v, t in zip(kbs, values, ts.tolist()))
             return
         uniq = list(dict.fromkeys(kbs))
         cur = {kb: (None if r is None else decode_value(r)) for kb, r in zip(uniq, self.store.get_many(uniq))}
-        out_k, out_new, out_old, out_ts = [], [], [], []
-        for k, kb, v, t in zip(keys, kbs, values, ts.tolist()):
+        out_k, out_new, out_old, out_ts, out_h = [], [], [], [], []
+        for i, (k, kb, v, t) in enumerate(zip(keys, kbs, values, ts.tolist())):
             old = cur[kb]
             cur[kb] = v
             self.store.put(kb, None if v is None else encode_value(t, v))
@@ -285,8 +285,10 @@ class TableSourceNode(SourceNode):
             out_new.append(v)
             out_old.append(old)
             out_ts.append(t)
-        if out_k:
-            self.forward(Batch(out_k, out_new, np.asarray(out_ts, dtype=np.int64), topic=rb.topic, partition=rb.partition, old_values=out_old))
+            out_h.append(None if headers is None else headers[i])
+        if out_k:  # (each change keeps its record's headers, as Kafka Streams' forward does)
+            self.forward(Batch(out_k, out_new, np.asarray(out_ts, dtype=np.int64), topic=rb.topic, partition=rb.partition,
+                               headers=None if headers is None else out_h, old_values=out_old))
 
     def commit(self) -> None:
         if not self.ctx.caching:
@@ -404,25 +406,29 @@ class TableRepartitionMapNode(Node):
             return None
 
     def process(self, batch: Batch) -> None:
-        keys, vals, ts = [], [], []
-        for k, new, old, t in zip(batch.keys, batch.rows(), _olds(batch), batch.timestamps.tolist()):
+        keys, vals, ts, src = [], [], [], []
+        for i, (k, new, old, t) in enumerate(zip(batch.keys, batch.rows(), _olds(batch), batch.timestamps.tolist())):
             gn = None if new is None else self._group(batch, k, new)
             go = None if old is None else self._group(batch, k, old)
             if old is not None and new is not None and gn == go and gn is not None:
                 keys.append(gn)
                 vals.append([new, old])
                 ts.append(t)
+                src.append(i)
                 continue
             if old is not None and go is not None:  # the old row was never counted under a NULL group
                 keys.append(go)
                 vals.append([None, old])
                 ts.append(t)
+                src.append(i)
             if new is not None:
                 keys.append(gn)  # a NULL group is reported (and dropped) by the aggregation
                 vals.append([new, None])
                 ts.append(t)
-        if keys:
-            self.forward(Batch(keys, vals, np.asarray(ts, dtype=np.int64)))
+                src.append(i)
+        if keys:  # (with their records' headers)
+            hs = None if batch.headers is None else [batch.headers[i] for i in src]
+            self.forward(Batch(keys, vals, np.asarray(ts, dtype=np.int64), headers=hs))
 
 
 class TableAggregateNode(Node):
@@ -450,7 +456,7 @@ class TableAggregateNode(Node):
             self.ctx.null_keys(self.name, batch, nulls)
         agg = self.agg
         emit = not self.ctx.caching
-        out_k, out_new, out_old, out_ts = [], [], [], []
+        out_k, out_new, out_old, out_ts, out_h = [], [], [], [], []
         for i, (k, pair, t) in enumerate(zip(batch.keys, batch.rows(), batch.timestamps.tolist())):
             if k is None:
                 continue
@@ -484,8 +490,10 @@ class TableAggregateNode(Node):
                 out_new.append(self._result(nraw))
                 out_old.append(self._result(raw))
                 out_ts.append(t)
-        if out_k:
-            self.forward(Batch(out_k, out_new, np.asarray(out_ts, dtype=np.int64), old_values=out_old))
+                out_h.append(None if batch.headers is None else batch.headers[i])
+        if out_k:  # (with their records' headers)
+            self.forward(Batch(out_k, out_new, np.asarray(out_ts, dtype=np.int64), old_values=out_old,
+                               headers=None if batch.headers is None else out_h))
 
     def commit(self) -> None:
         if not self.ctx.caching:

@@ -5,6 +5,12 @@ record is the running maximum of timestamps, so a record is late exactly when Ka
 would call it late. With ``emit_final`` (ksqlDB's EMIT FINAL, Kafka Streams' suppress) a
 window's result is emitted once, when it closes; pending windows are kept in their own
 changelogged store keyed by (end, window) so closing is a range scan, and survives restarts.
+
+``final_within_retention`` (what ksqlDB's EMIT FINAL does): Kafka Streams' emit-on-window-close
+reads the closed windows back from the window store, and that store has already dropped
+windows older than its retention (size + grace unless set) as of the latest window start put.
+So a window closed by a jump in stream time so large that it left the retention at that same
+record never gets a final result. Without the flag every window's final result is emitted.
 """
 
 from __future__ import annotations
@@ -44,12 +50,17 @@ def _end_key(end: int) -> bytes:
 class WindowedAggregateNode(Node):
     """Aggregates a stream per (key, time window)."""
 
-    def __init__(self, name: str, store_name: str, windows: TimeWindows, agg: Aggregator, emit_final: bool = False) -> None:
+    def __init__(self, name: str, store_name: str, windows: TimeWindows, agg: Aggregator, emit_final: bool = False, *,
+                 final_within_retention: bool = False) -> None:
         super().__init__(name)
         self.store_name = store_name
         self.windows = windows
         self.agg = agg
         self.emit_final = emit_final
+        self.final_within_retention = final_within_retention
+        #: the stream times this node's records took since the last advance (ascending runs), to
+        #: tell at which record each closing window closed (see ``final_within_retention``)
+        self._times: list[np.ndarray] = []
         #: (key, start) -> [key bytes, start, max timestamp, state, raw value at the last commit, raw value now,
         #: window key, state at the last commit (if a scalar, else _UNDECODED)]; open windows stay
         #: here across commits (up to KEEP_WINDOWS), so a window a batch goes on with is not read back
@@ -84,6 +95,8 @@ class WindowedAggregateNode(Node):
             return
         ts = batch.timestamps
         stream_time = np.maximum.accumulate(np.maximum(ts, self.ctx.stream_time))
+        if self.final_within_retention and self.emit_final:
+            self._times.append(stream_time[np.r_[True, stream_time[1:] != stream_time[:-1]]])
         rec, starts = w.assign(ts)
         late = starts + w.size + w.grace <= stream_time[rec]
         if late.any():
@@ -285,6 +298,7 @@ class WindowedAggregateNode(Node):
     def advance(self, stream_time: int, wall_time: int) -> None:
         if self.pending is not None:
             self._emit_closed(stream_time)
+            self._times = []
         # only after emitting: a jump in stream time may expire the segments of the closed windows
         self.store.advance(stream_time)
 
@@ -294,9 +308,15 @@ class WindowedAggregateNode(Node):
         if not closed:
             return
         keys, vals, ts = [], [], []
-        for pk, _ in closed:
+        expired = self._expired_at_close(closed, stream_time) if self.final_within_retention else None
+        if expired is not None and expired.any():
+            self.ctx.count("final-results-expired", int(expired.sum()))
+        for i, (pk, _) in enumerate(closed):
             wk = pk[8:]
             kb, s = split_window_key(wk)
+            if expired is not None and expired[i]:
+                self.pending.delete(pk)
+                continue
             cur = self.store.get(kb, s)
             if cur is not None:
                 keys.append(Windowed(decode_key(kb), s, s + w.size))
@@ -305,3 +325,15 @@ class WindowedAggregateNode(Node):
             self.pending.delete(pk)
         if keys:
             self.forward(Batch(keys, vals, np.asarray(ts, dtype=np.int64)))
+
+    def _expired_at_close(self, closed: list, stream_time: int) -> np.ndarray:
+        """Per closing window: whether Kafka Streams' window store had already dropped it at the
+        record that closed it (the first stream time >= end + grace), its store time then being
+        the latest window start so far, i.e. that stream time's last window start."""
+        w = self.windows
+        times = np.concatenate([*self._times, np.array([stream_time], dtype=np.int64)])
+        times = np.maximum.accumulate(times)  # (ascending; the runs of each batch follow on)
+        ends = np.fromiter((_U64.unpack_from(pk)[0] - (1 << 63) for pk, _ in closed), dtype=np.int64, count=len(closed))
+        at = times[np.minimum(np.searchsorted(times, ends + w.grace), len(times) - 1)]
+        store_time = at - at % w.advance
+        return ends - w.size < store_time - w.retention_ms

@@ -171,3 +171,26 @@ def test_windows_kept_decoded_across_commits_give_the_uncached_result(keep: int,
             .to_stream(with_old=True).to("out", key_serde=MSGPACK, value_serde=MSGPACK))
 
     assert len(_cached_equals_uncached(build, recs, 40)) == 12
+
+
+def test_a_failing_reducer_skips_its_records_the_same_with_and_without_caching() -> None:
+    def add(old, new):
+        if new["n"] < 0:
+            raise ValueError("negative")
+        return {"n": old["n"] + new["n"]}
+
+    # "x" starts with a value that later records fail on; "y" has only a failing record after
+    # its first; "z"'s first record fails in the reducer only if it has a state (it has none)
+    recs = [("x", {"n": 1}, 1), ("x", {"n": -1}, 2), ("y", {"n": -5}, 3), ("x", {"n": 2}, 4),
+            ("y", {"n": -1}, 5), ("z", {"n": -3}, 6), ("x", {"n": -2}, 7), ("y", {"n": 4}, 8)]
+    finals, logs = [], []
+    for caching in (False, True):
+        top = Topology()
+        top.stream("in").group_by_key().reduce(add, name="red").to_stream().to("out")
+        d = TestDriver(top, caching=caching)
+        for i in range(0, len(recs), 3):
+            d.pipe_batch("in", recs[i : i + 3])
+        finals.append({o.key: o.value for o in d.read_output("out")})
+        logs.append(sorted(e["offset"] for e in d.processing_log.entries))
+    assert finals[0] == finals[1] == {"x": {"n": 3}, "y": {"n": -1}, "z": {"n": -3}}
+    assert logs[0] == logs[1] == [1, 4, 6]  # x's -1 and -2, y's -1 (y's -5 and z's -3 start them)

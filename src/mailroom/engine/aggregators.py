@@ -149,6 +149,17 @@ class LatestAggregator(Aggregator):
         return partial
 
 
+class ReduceAggregator(Aggregator):
+    """``reducer(aggregate, value) -> aggregate``, the first value starting it (Kafka Streams'
+    reduce). The aggregate node calls ``reducer`` directly, one Python call per record."""
+
+    def __init__(self, reducer: Callable[[Any, Any], Any]) -> None:
+        self.reducer = reducer
+
+    def add(self, agg, key, value):
+        return value if agg is None else self.reducer(agg, value)
+
+
 class FunctionAggregator(Aggregator):
     """An aggregator from plain functions."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -57,6 +58,16 @@ def pack(obj: Any) -> bytes:
     except AttributeError:
         packer = _local.packer = msgpack.Packer(use_bin_type=True, default=_default, autoreset=True)
     return packer.pack(obj)
+
+
+def packer() -> Callable[[Any], bytes]:
+    """This thread's :func:`pack` as a bound C method: ``list(map(packer(), values))`` encodes a
+    batch without a Python call per value."""
+    try:
+        return _local.packer.pack
+    except AttributeError:
+        pack(None)
+        return _local.packer.pack
 
 
 def unpack(raw: bytes, *, use_list: bool = True) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from .aggregators import Aggregator, CountAggregator, LatestAggregator, SumAggregator, aggregator
+from .aggregators import Aggregator, CountAggregator, LatestAggregator, ReduceAggregator, SumAggregator, aggregator
 from .node import Node
 from .processor import Processor
 from .operators.aggregate import AggregateNode
@@ -336,7 +336,7 @@ class GroupedStream:
 
     def reduce(self, reducer: Callable[[Any, Any], Any], *, ttl_ms: int | None = None, name: str | None = None) -> Table:
         """``reducer(aggregate, value) -> aggregate``; the first value starts it."""
-        return self._aggregate("REDUCE", aggregator(lambda: None, lambda k, v, a: v if a is None else reducer(a, v)), name, ttl_ms)
+        return self._aggregate("REDUCE", ReduceAggregator(reducer), name, ttl_ms)
 
     def latest(self, *, ttl_ms: int | None = None, name: str | None = None) -> Table:
         """The latest value per key (in arrival order): the same table as
@@ -365,12 +365,13 @@ class WindowedGroupedStream:
         self._s = stream
         self._w = windows
 
-    def _aggregate(self, kind: str, agg: Aggregator, name: str | None, emit_final: bool) -> Table:
+    def _aggregate(self, kind: str, agg: Aggregator, name: str | None, emit_final: bool, final_within_retention: bool = False) -> Table:
         top = self._s._top
         name = name or top._name(kind)
         store = f"{name}-store"
         stores = [(store, "window")] + ([(store + "-suppress", "kv")] if emit_final else [])
-        top._add(NodeSpec(name, lambda: WindowedAggregateNode(name, store, self._w, agg, emit_final), [self._s._node], stores=stores))
+        top._add(NodeSpec(name, lambda: WindowedAggregateNode(name, store, self._w, agg, emit_final, final_within_retention=final_within_retention),
+                          [self._s._node], stores=stores))
         return Table(top, name, store)
 
     def count(self, *, emit_final: bool = False, name: str | None = None) -> Table:

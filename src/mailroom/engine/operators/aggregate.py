@@ -10,14 +10,15 @@ them can retract it. Records with a NULL key are skipped, counted and reported t
 from __future__ import annotations
 
 import struct
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from ..codec import pack, unpack
+from ..codec import pack, packer, unpack
 from ...state import ExpiryIndex
-from ..aggregators import Aggregator
+from ..aggregators import Aggregator, ReduceAggregator
 from ..batch import Batch
 from ..node import Node
 
@@ -28,6 +29,7 @@ _ABSENT = object()  # no state yet
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # come back from msgpack as they were
 _IS_STR = str.__instancecheck__
 _PLAIN_KEYS = frozenset({str, bytes})  # equal as Python objects exactly when their encodings are
+_E_KEY, _E_TS, _E_STATE = itemgetter(0), itemgetter(1), itemgetter(2)  # of a _hot entry
 
 
 def encode_key(key: Any) -> bytes:
@@ -151,7 +153,7 @@ class AggregateNode(Node):
         new = [k for k in dict.fromkeys(lks) if k not in hot]
         if not new:
             return
-        kbs = [encode_key(k) for k in new] if simple else new
+        kbs = list(map(packer(), new)) if simple else new  # (encode_key, without a call each)
         # an aggregator whose merge replaces the state needs only the stored timestamp
         decode = (lambda raw: None) if self.agg.replaces and self.agg.batchable else self.agg.decode
         ts_of = _TS.unpack_from
@@ -162,10 +164,16 @@ class AggregateNode(Node):
             else:  # (the old raw value is read again at commit: not held, 1M keys must fit in memory)
                 hot[k] = [kb, ts_of(raw)[0], decode(raw[8:]), True, None]
 
-    def _put_hot(self, lks) -> None:
-        """Mark the keys ``lks`` (distinct) changed; drop stateless entries. Their state is
-        encoded and put once, when the store is next read or flushed (``defer``), not per batch."""
+    def _put_hot(self, lks, absent: bool | None = None) -> None:
+        """Mark the keys ``lks`` (distinct) changed; drop stateless entries (``absent=False``:
+        the caller knows there are none). Their state is encoded and put once, when the store is
+        next read or flushed (``defer``), not per batch."""
         hot, dirty = self._hot, self._dirty
+        if absent is False:
+            n0 = len(dirty)
+            dirty.update(dict.fromkeys(lks) if not isinstance(lks, dict) else lks)
+            self.store.defer(self._write_dirty, (len(dirty) - n0) * (_DIRTY_BYTES + 16))
+            return
         nbytes = 0
         for k in lks:
             e = hot[k]
@@ -180,14 +188,12 @@ class AggregateNode(Node):
     def _write_dirty(self) -> None:
         """Put the state of every key changed since the last write (the store's deferred writer)."""
         dirty, self._dirty = self._dirty, {}
-        hot, enc, pk = self._hot, self.agg.encode, _TS.pack
-        puts = []
-        for k in dirty:
-            e = hot.get(k)
-            if e is not None and e[2] is not _ABSENT:
-                e[4] = raw = pk(e[1]) + enc(e[2])
-                puts.append((e[0], raw))
-        self.store.put_many(puts)
+        es = [e for e in map(self._hot.get, dirty) if e is not None and e[2] is not _ABSENT]
+        enc = packer() if type(self.agg).encode is Aggregator.encode else self.agg.encode
+        raws = list(map(bytes.__add__, map(_TS.pack, map(_E_TS, es)), map(enc, map(_E_STATE, es))))
+        for e, raw in zip(es, raws):
+            e[4] = raw
+        self.store.put_many(list(zip(map(_E_KEY, es), raws)))
 
     def _process_hot(self, batch: Batch) -> None:
         ks = batch.key_series()
@@ -213,6 +219,9 @@ class AggregateNode(Node):
             self._put_hot(partials)
             return
         self._load_hot(lks, simple)
+        if type(self.agg) is ReduceAggregator:
+            self._reduce_hot(lks, batch)
+            return
         add, init = self.agg.add, self.agg.initial
         plog = self.ctx.processing_log
         for i, (lk, k, v, t) in enumerate(zip(lks, keys, batch.rows(), batch.timestamps.tolist())):
@@ -229,6 +238,31 @@ class AggregateNode(Node):
             if t > e[1]:
                 e[1] = t
         self._put_hot(dict.fromkeys(lks))
+
+    def _reduce_hot(self, lks: list, batch: Batch) -> None:
+        """A reduce's records, calling only the user's reducer per record (the first value of a
+        key starts its aggregate: no call)."""
+        hot, reducer = self._hot, self.agg.reducer
+        failed = None
+        for i, (lk, v, t) in enumerate(zip(lks, batch.rows(), batch.timestamps.tolist())):
+            e = hot[lk]
+            a = e[2]
+            if a is _ABSENT or a is None:
+                e[2] = v
+            else:
+                try:
+                    e[2] = reducer(a, v)
+                except Exception as ex:  # a failing reducer skips the record
+                    self.ctx.processing_log.report(
+                        f"{type(ex).__name__}: {ex}", operator=self.name, topic=batch.topic, partition=batch.partition,
+                        offset=None if batch.offsets is None else int(batch.offsets[i]),
+                    )
+                    failed = True
+                    continue
+            if t > e[1]:
+                e[1] = t
+        # (every key got a value unless its records all failed: only then can one be absent)
+        self._put_hot(dict.fromkeys(lks), None if failed else False)
 
     def _process_columns(self, ks: pl.Series, batch: Batch) -> None:
         """The batchable path for keys that come as a (string) column: pre-aggregated per key in

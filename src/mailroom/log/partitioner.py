@@ -23,12 +23,17 @@ def murmur2(key: bytes) -> int:
     return h - (1 << 32) if h >= (1 << 31) else h
 
 
-def murmur2_batch(keys: Sequence[bytes] | pa.Array) -> np.ndarray:
-    """murmur2 of every key (a list of bytes or an Arrow binary array without nulls), as uint32
-    (Java's int bits)."""
+def murmur2_batch(keys: Sequence[bytes] | pa.Array | np.ndarray) -> np.ndarray:
+    """murmur2 of every key (a list of bytes, an Arrow binary array without nulls, or the rows
+    of a 2-D uint8 array: keys of one width), as uint32 (Java's int bits)."""
     n = len(keys)
     if n == 0:
         return np.empty(0, dtype=np.uint32)
+    if isinstance(keys, np.ndarray):  # one key a row, rows may be strided (read in place)
+        if keys.ndim != 2 or keys.dtype != np.uint8:
+            raise TypeError(f"keys as an array must be 2-D uint8 rows, not {keys.ndim}-D {keys.dtype}")
+        with np.errstate(over="ignore"):
+            return _hash_equal_length(keys if keys.shape[1] else None, n, keys.shape[1])
     if isinstance(keys, pa.Array):  # Arrow: lengths and bytes straight from its buffers
         bufs = keys.buffers()
         offs = np.frombuffer(bufs[1], dtype="<i4", count=n + 1, offset=4 * keys.offset)
@@ -71,11 +76,16 @@ def _hash_equal_length(rows: np.ndarray | None, n: int, length: int) -> np.ndarr
         # The blocks are read through a strided view of the rows' bytes (no copy of the keys):
         # block b of key i is the uint32 at byte i * stride + 4 * b
         src = rows if rows.strides[1] == 1 else np.ascontiguousarray(rows)
-        first = src[:, :4].view("<u4")[:, 0]  # each key's first block
-        blocks = np.lib.stride_tricks.as_strided(first, (nblocks, n), (4, src.strides[0]), writeable=False)
         # copied first, then mixed in place: numpy copies a strided, unaligned view ~7x faster
         # than a ufunc reads one (the ufunc buffers it in small pieces)
-        k = blocks.copy(order="C")
+        if nblocks <= 4:  # (short keys: a copy a block beats as_strided's Python overhead)
+            k = np.empty((nblocks, n), dtype=np.uint32)
+            for b in range(nblocks):
+                k[b] = src[:, 4 * b : 4 * b + 4].view("<u4")[:, 0]
+        else:
+            first = src[:, :4].view("<u4")[:, 0]  # each key's first block
+            blocks = np.lib.stride_tricks.as_strided(first, (nblocks, n), (4, src.strides[0]), writeable=False)
+            k = blocks.copy(order="C")
         k *= _M
         t = k >> 24
         k ^= t
@@ -103,8 +113,9 @@ def _hash_equal_length(rows: np.ndarray | None, n: int, length: int) -> np.ndarr
     return h
 
 
-def partitions_for(keys: Sequence[bytes], num_partitions: int) -> np.ndarray:
-    """The partition of each (non-null) key, as Kafka's default partitioner picks it."""
+def partitions_for(keys: Sequence[bytes] | pa.Array | np.ndarray, num_partitions: int) -> np.ndarray:
+    """The partition of each (non-null) key, as Kafka's default partitioner picks it (keys as
+    :func:`murmur2_batch` takes them)."""
     h = murmur2_batch(keys)
     if 0 < num_partitions <= 0x80000000 and num_partitions & (num_partitions - 1) == 0:
         h &= np.uint32(min(num_partitions - 1, 0x7FFFFFFF))  # a power of two: a mask, not a division

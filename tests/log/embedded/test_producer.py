@@ -46,3 +46,39 @@ def test_keyed_batch_lands_in_kafkas_partitions_in_order(tmp_path, shape) -> Non
         want[partition_for(k, 5)].append((k, v))
     assert got == want
     log.close()
+
+
+def test_nulls_hidden_in_a_one_width_batch_are_kept(tmp_path) -> None:
+    """Null keys and values where a quick look at a batch sees one width (first, middle and
+    last records): keyed records go to Kafka's partitions, null-keyed ones stick to one."""
+    log = EmbeddedLog(tmp_path)
+    log.create_topic("t", 4)
+    n = 2001
+    keys = [None if i % 100 == 7 else b"key-%06d" % i for i in range(n)]
+    values = [None if i % 50 == 3 else b"value-%08d" % i for i in range(n)]
+    log.producer().send_batch("t", values, keys)
+    got = _read_all(log, "t", 4, n)
+    assert sum(map(len, got.values())) == n
+    sticky = {p for p, recs in got.items() for k, _ in recs if k is None}
+    assert len(sticky) == 1
+    for p, recs in got.items():
+        assert all(k is None or partition_for(k, 4) == p for k, _ in recs)
+    want = {(k, v) for k, v in zip(keys, values)}
+    assert {r for recs in got.values() for r in recs} == want
+    log.close()
+
+
+def test_a_big_fixed_width_batch_round_trips_exactly(tmp_path) -> None:
+    """20k values of 200 B: polars spreads them over several buffers, gathered by partition."""
+    log = EmbeddedLog(tmp_path)
+    log.create_topic("t", 3)
+    n = 20_000
+    keys = [b"%010d" % (i * 7919) for i in range(n)]
+    values = [(b"%08d" % i) * 25 for i in range(n)]
+    log.producer().send_batch("t", values, keys)
+    got = _read_all(log, "t", 3, n)
+    want: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(3)}
+    for k, v in zip(keys, values):
+        want[partition_for(k, 3)].append((k, v))
+    assert got == want
+    log.close()

@@ -44,6 +44,9 @@ MAGIC = b"MRB1"
 HEADER = struct.Struct("<4sIIHHqIIqq")
 HEADER_SIZE = HEADER.size  # 48
 _I32 = struct.Struct("<i")
+_CRC_FLAGS = struct.Struct("<HH")  # header bytes 12..16 (flags, reserved): covered by the CRC
+_CRC_TAIL = struct.Struct("<IIqq")  # header bytes 24..48 (count .. txn_id): covered by the CRC
+_ZEROS = bytes(8)
 _BINARY = pa.binary()
 
 FLAG_KEYS = 1
@@ -173,8 +176,10 @@ def encode(
         flags |= f
         body += parts
         # pad the key data so the value offsets that follow stay 8-byte aligned in the frame
-        so_far = HEADER_SIZE + sum(len(b) for b in body)
-        body.append(b"\0" * (_pad8(so_far) - so_far))
+        so_far = HEADER_SIZE
+        for b in body:
+            so_far += len(b)
+        body.append(_ZEROS[: _pad8(so_far) - so_far])
     parts, f = _column(values, FLAG_NULL_VALUES)
     flags |= f
     body += parts
@@ -186,11 +191,14 @@ def encode(
     for b in body:
         length += len(b)
     if length & 7:  # frames stay 8-byte aligned in the file, so their columns do too
-        body.append(b"\0" * (_pad8(length) - length))
+        body.append(_ZEROS[: _pad8(length) - length])
         length = _pad8(length)
     last_delta = int(offset_deltas[-1]) if offset_deltas is not None and count else max(count - 1, 0)
-    head = HEADER.pack(MAGIC, length, 0, flags, 0, base_offset, count, last_delta, max_ts, txn_id)
-    return reseal([head, *body])
+    # the CRC, computed as the header is packed (what reseal computes, without a second pack)
+    crc = crc32c_of(_CRC_TAIL.pack(count, last_delta, max_ts, txn_id), crc32c_of(_CRC_FLAGS.pack(flags, 0)))
+    for b in body:
+        crc = crc32c_of(b, crc)
+    return [HEADER.pack(MAGIC, length, crc, flags, 0, base_offset, count, last_delta, max_ts, txn_id), *body]
 
 
 def _crc(head: bytes | memoryview, body: Sequence[bytes | memoryview]) -> int:

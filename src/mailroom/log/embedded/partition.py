@@ -45,6 +45,8 @@ from .segment import (
 log = logging.getLogger("mailroom.log.embedded")
 
 _INDEX_ENTRY = struct.Struct("<qq")  # one INDEX_DTYPE entry: (offset, position)
+_BASE = struct.Struct("<q")  # a frame header's base offset (at byte 16)
+_LENGTH = struct.Struct("<I")  # a frame header's length (at byte 4) and last offset delta (at byte 28)
 DEFAULT_SEGMENT_BYTES = 256 * 1024 * 1024
 DEFAULT_INDEX_INTERVAL = 64 * 1024
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
@@ -268,16 +270,18 @@ class PartitionLog:
         base = self._next_offset
         if before_write is not None:
             before_write(self._active_base, self._active_size)
-        frame = fr.with_base_offset(frame, base) if int.from_bytes(frame[0][16:24], "little", signed=True) != base else frame
+        head = frame[0]
+        if _BASE.unpack_from(head, 16)[0] != base:  # (the CRC does not cover the base offset)
+            head = b"".join((head[:16], _BASE.pack(base), head[24:]))  # (any bytes-like header)
+            frame = [head, *frame[1:]]
         pos = self._active_size
-        total = sum(len(b) for b in frame)
+        total = _LENGTH.unpack_from(head, 4)[0]  # (the header's length field: the whole frame)
         written = os.writev(self._active_fd, frame)
         if written != total:  # a short write (disk full?): undo it so no torn frame stays behind
             os.ftruncate(self._active_fd, pos)
             raise OSError(errno.ENOSPC, f"short write to {self._active_path()} ({written} of {total} bytes)")
-        head = fr.parse_header(frame[0])
         self._active_size = pos + total
-        self._next_offset = head.last_offset + 1
+        self._next_offset = base + _LENGTH.unpack_from(head, 28)[0] + 1  # base + last delta + 1
         self._maybe_index(base, pos)
         return base
 

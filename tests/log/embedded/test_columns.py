@@ -1,0 +1,89 @@
+"""The producer's column conversions: fixed-width records used in place, everything else via Arrow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mailroom.log.embedded.columns import FixedColumn, column, fixed_column, gather, to_arrow, widths
+from mailroom.log.partitioner import murmur2_batch, partitions_for
+
+
+@pytest.mark.parametrize("width", [1, 10, 12, 13, 200])
+def test_fixed_width_records_are_taken_in_any_order_exactly(width) -> None:
+    # 20k records of 200 B span several of polars' data buffers: the take crosses them
+    n = 20_000
+    rng = np.random.default_rng(width)
+    records = [rng.bytes(width) for _ in range(n)]
+    col = fixed_column(records)
+    assert col is not None and len(col) == n and col.width == width
+    if width > 12:  # (longer records lie in polars' data buffers, several of them here)
+        assert len(col.chunks) > 1
+    order = rng.permutation(n)
+    got = col.take(order)
+    assert got.type == pa.binary() and got.to_pylist() == [records[i] for i in order]
+    # hashed where they lie, chunk by chunk: the same as hashing the list
+    hashed = np.concatenate([murmur2_batch(rows) for _, rows in col.chunks])
+    assert (hashed == murmur2_batch(records)).all()
+    # a second list of the same shape (its layout is known by then: checked, not assumed)
+    again = [r[::-1] for r in records]
+    assert fixed_column(again).take(order).to_pylist() == [again[i] for i in order]
+
+
+@pytest.mark.parametrize(
+    "col",
+    [
+        [b"ab", b"abc", b"ab"],  # widths differ in the middle
+        [b"ab", b"abc", b"a", b"ab"],  # ... where the quick look does not see
+        [b"ab", None, b"ab"],  # a null
+        [b"ab", b"cd", None, b"ef", b"gh"],
+        [b"ab", bytearray(b"cd"), b"ef"],  # not bytes
+        [b"", b"", b""],  # no width
+        (b"ab", b"cd"),  # not a list
+        [],
+    ],
+)
+def test_anything_but_one_width_of_bytes_is_refused(col) -> None:
+    assert fixed_column(col) is None
+
+
+def test_to_arrow_keeps_nulls_and_takes_what_arrow_takes() -> None:
+    arr = to_arrow([b"a", None, b"", b"xyz" * 10])
+    assert arr.type == pa.binary() and arr.to_pylist() == [b"a", None, b"", b"xyz" * 10]
+    assert widths(arr) == (0, 30)
+    # polars refuses bytearray and memoryview; Arrow's converter takes them, as before
+    assert to_arrow([bytearray(b"ab"), memoryview(b"cd")]).to_pylist() == [b"ab", b"cd"]
+    with pytest.raises((TypeError, pa.ArrowException)):
+        to_arrow([b"a", 3])
+
+
+def test_gather_of_a_sliced_fixed_width_array() -> None:
+    arr = pa.array([b"pad"] * 3 + [b"%04d" % i for i in range(100)], pa.binary()).slice(3)
+    order = np.arange(100)[::-1].copy()
+    assert gather(arr, order, widths(arr)).to_pylist() == [b"%04d" % i for i in range(100)][::-1]
+
+
+def test_partitions_of_strided_rows_match_the_list() -> None:
+    keys = [b"key-%06d" % i for i in range(1000)]
+    padded = np.frombuffer(b"".join(k + b"!!" for k in keys), np.uint8).reshape(1000, 12)[:, :10]
+    assert (partitions_for(padded, 7) == partitions_for(keys, 7)).all()
+    with pytest.raises(TypeError):
+        murmur2_batch(np.zeros(4, np.uint8))
+
+
+@pytest.mark.parametrize(
+    "col",
+    [
+        [b"ab", b"abc", b"a", b"ab"],  # one width at a glance, not throughout: converted once
+        [b"x" * 20, None, b"y" * 20],  # a null
+        [b"short", b"a much longer record"],
+        [bytearray(b"ab"), b"cd"],  # polars refuses: Arrow's converter takes it
+        pa.array([b"a", None], pa.binary()),
+    ],
+)
+def test_a_column_not_of_one_width_comes_back_as_arrow(col) -> None:
+    got = column(col)
+    assert not isinstance(got, FixedColumn) and got.type == pa.binary()
+    want = col.to_pylist() if isinstance(col, pa.Array) else [None if x is None else bytes(x) for x in col]
+    assert got.to_pylist() == want

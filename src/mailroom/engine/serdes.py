@@ -42,6 +42,9 @@ class Serde(Protocol):
         ...
 
 
+_JUST_STR = frozenset({str})
+
+
 class BytesSerde:
     """Raw bytes, unchanged."""
 
@@ -70,6 +73,8 @@ class StringSerde:
         return out, bad
 
     def encode(self, values):
+        if _JUST_STR.issuperset(map(type, values)):  # (the usual case: one C call per value)
+            return list(map(str.encode, values))
         return [v.encode() if type(v) is str else None if v is None else str(v).encode() for v in values]
 
 

@@ -296,9 +296,9 @@ class AggregateNode(Node):
         simple = self._simple is True
         entries = hot.values()
         keys = list(hot) if simple else [decode_key(e[0]) for e in entries]
-        ts = [e[1] for e in entries]
-        if type(self.agg).result is _identity_result and all(type(e[2]) in _SCALARS for e in entries):
-            new = [e[2] for e in entries]  # (scalars come back from the store as they are)
+        ts = list(map(_E_TS, entries))
+        if type(self.agg).result is _identity_result and _SCALARS.issuperset(map(type, map(_E_STATE, entries))):
+            new = list(map(_E_STATE, entries))  # (scalars come back from the store as they are)
         else:  # the state as the store holds it (msgpack turns tuples into lists, ...)
             new = [res(a if type(a) in _SCALARS else decode(e[4][8:])) for e in entries for a in (e[2],)]
         old = None

@@ -83,14 +83,19 @@ class KafkaProducer(Producer):
             parts = np.asarray(partitions, dtype=np.int64).tolist()
         else:
             parts = [-1 if partition is None else int(partition)] * n  # -1: the partitioner decides
-        hdrs = headers if headers is not None else [None] * n
         produce, poll = self._p.produce, self._p.poll
         i = 0
         while i < n:
             try:
-                # one tight loop over the batch; librdkafka copies and batches underneath
-                for i in range(i, n):
-                    produce(topic, values[i], keys[i], parts[i], timestamp=ts_list[i], headers=hdrs[i])
+                # one tight loop over the batch; librdkafka copies and batches underneath. The
+                # arguments go by position (topic, value, key, partition, on_delivery, callback,
+                # timestamp, headers): keyword arguments make each call about twice as slow
+                if headers is None:
+                    for i in range(i, n):
+                        produce(topic, values[i], keys[i], parts[i], None, None, ts_list[i])
+                else:
+                    for i in range(i, n):
+                        produce(topic, values[i], keys[i], parts[i], None, None, ts_list[i], headers[i])
                 i = n
             except BufferError:
                 poll(0.05)  # the local queue is full: let librdkafka send, then go on at record i

@@ -23,13 +23,14 @@ takes the same Python lists of bytes on both sides; the raw append writes them w
 durability: a batch is in the kernel's page cache when the call returns (it survives the
 process being killed) and neither side fsyncs. These keys (10 B) and values (200 B) each have
 one width, which the log detects and uses (records hashed and gathered by partition where the
-conversion put them); values of varying widths (190..210 B, measured once by hand) take its
-general path, about 15% slower. The raw peers get every
-advantage of a format that is no format: no partitioning, no offsets or timestamps, no
-checksums, and no framing at all (its reader knows every key is 10 B and every value 200 B,
-which the log may not assume). The raw file holds 210 B a record; the log stores ~218 B a
-record (+2x4 B offsets and a 48 B header per frame; a frame whose records share one timestamp
-stores it once) in one file per partition: that overhead is the format's and counts against
+conversion put them); values of varying widths take its general path, which
+``--value-widths 190:210`` measures (the raw reader is then handed each batch's value
+offsets, which its file does not hold). The raw peers get every advantage of a format that
+is no format: no partitioning, no offsets or timestamps, no checksums, and no framing at all
+(its reader knows every key is 10 B and every value 200 B, which the log may not assume).
+The raw file holds 210 B a record; the log stores ~218 B a record (+2x4 B offsets and a 48 B
+header per frame; a frame whose records share one timestamp stores it once) in one file per
+partition: that overhead is the format's and counts against
 mailroom. One difference is not the format's: the page cache serves the log's segment files
 (written as ~0.5 MB frames, one per partition and batch) about a quarter slower than the raw
 file (written in 2 MB runs), even to the same plain read loop; hence the extra raw read of the
@@ -68,15 +69,28 @@ BATCH = 10_000
 PARTITIONS = 4
 
 
-def make_records(n: int) -> tuple[list[bytes], list[bytes]]:
-    """n JSON email events of exactly 200 bytes each, keyed by message id."""
+def make_records(n: int, widths: tuple[int, int] = (200, 200)) -> tuple[list[bytes], list[bytes]]:
+    """n JSON email events keyed by message id, each value padded (or cut) to a width drawn
+    uniformly from ``widths`` (lo, hi), deterministically; exactly 200 bytes by default."""
+    lo, hi = widths
+    sizes = [200] * n if lo == hi == 200 else np.random.default_rng(7).integers(lo, hi + 1, n).tolist()
     values, keys = [], []
     for i in range(n):
         v = orjson.dumps({"id": f"m{i:09d}", "type": "delivered", "mta": "mta-%02d" % (i % 16),
                           "domain": "example-%d.com" % (i % 500), "ts": 1_700_000_000_000 + i})
-        values.append(v + b" " * (200 - len(v)) if len(v) < 200 else v[:200])
+        w = sizes[i]
+        values.append(v + b" " * (w - len(v)) if len(v) < w else v[:w])
         keys.append(b"m%09d" % i)
     return values, keys
+
+
+def parse_widths(text: str) -> tuple[int, int]:
+    """``LO:HI`` (or one width) as (lo, hi) value widths in bytes."""
+    lo, _, hi = text.partition(":")
+    lo_i, hi_i = int(lo), int(hi or lo)
+    if not 0 <= lo_i <= hi_i:
+        raise argparse.ArgumentTypeError(f"value widths must be LO:HI with 0 <= LO <= HI, not {text!r}")
+    return lo_i, hi_i
 
 
 #: the clock the embedded pairs are timed with (--clock): wall time, or this process's CPU time
@@ -113,6 +127,14 @@ def rounds(steps: dict[str, Callable[[], int]], repeat: int, cleanup: Callable[[
 def embedded_pair(values, keys, repeat, workdir: Path) -> dict[str, float]:
     n = len(values)
     batches = [(values[i : i + BATCH], keys[i : i + BATCH]) for i in range(0, n, BATCH)]
+    total = sum(map(len, values)) + sum(map(len, keys))
+    voffsets = None
+    if len(set(map(len, values))) > 1:  # (--value-widths: the raw file's reader needs offsets)
+        voffsets = []
+        for vs, _ in batches:
+            offs = np.zeros(len(vs) + 1, dtype=np.int32)
+            np.cumsum([len(v) for v in vs], out=offs[1:])
+            voffsets.append((len(vs), pa.py_buffer(offs), int(offs[-1])))
     log = open_log(f"embedded:{workdir / 'log'}")
 
     def produce() -> int:
@@ -150,10 +172,18 @@ def embedded_pair(values, keys, repeat, workdir: Path) -> dict[str, float]:
         columns over the bytes read (zero-copy), as the log hands them out. The raw file has no
         framing: its reader knows every key is 10 bytes and every value 200 (the log cannot)."""
         kw, vw = len(keys[0]), len(values[0])
-        size = BATCH * (kw + vw)
         koffs = pa.py_buffer(np.arange(0, (BATCH + 1) * kw, kw, dtype=np.int32))
-        voffs = pa.py_buffer(np.arange(0, (BATCH + 1) * vw, vw, dtype=np.int32))
         got = 0
+        if voffsets is not None:  # varying widths: the reader is handed every batch's offsets
+            with open(raw_append.path, "rb") as f:
+                for m, voffs, vbytes in voffsets:
+                    chunk = f.read(m * kw + vbytes)
+                    buf = pa.py_buffer(chunk)
+                    pa.Array.from_buffers(pa.binary(), m, [None, koffs, buf.slice(0, m * kw)])  # the keys
+                    got += len(pa.Array.from_buffers(pa.binary(), m, [None, voffs, buf.slice(m * kw)]))
+            return got
+        size = BATCH * (kw + vw)
+        voffs = pa.py_buffer(np.arange(0, (BATCH + 1) * vw, vw, dtype=np.int32))
         with open(raw_append.path, "rb") as f:
             while chunk := f.read(size):
                 m = len(chunk) // (kw + vw)
@@ -172,7 +202,7 @@ def embedded_pair(values, keys, repeat, workdir: Path) -> dict[str, float]:
                 with open(plog.segment_path(base), "rb") as f:
                     while chunk := f.read(size):
                         read += len(chunk)
-        assert read >= n * 210, read  # every record's bytes were read
+        assert read >= total, read  # every record's bytes were read
         return n
 
     def cleanup() -> None:  # keep the dirty page cache small: each round starts alike
@@ -279,12 +309,15 @@ def main() -> None:
                     help="a running Kafka (default: start one with scripts/kafka-local)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="time the embedded pairs by wall time (default) or by this process's CPU time")
+    ap.add_argument("--value-widths", type=parse_widths, default=(200, 200), metavar="LO:HI",
+                    help="value widths in bytes, drawn uniformly from LO..HI (default 200:200; e.g. "
+                         "190:210 for varying widths, which take the log's general path)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "log.json"))
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     console = Console()
-    values, keys = make_records(args.records)
+    values, keys = make_records(args.records, args.value_widths)
     mb = sum(map(len, values)) / args.records / 1e6  # MB per record (values only)
     figures: dict[str, float] = {}
     cluster = None
@@ -313,7 +346,9 @@ def main() -> None:
     if not args.no_kafka:
         pairs += [("kafka produce", "kafka_produce", "raw_kafka_produce"),
                   ("kafka consume", "kafka_consume", "raw_kafka_consume")]
-    table = Table(title=f"log throughput: {args.records:,} records of 200 B, batches of {BATCH:,}, best of {args.repeat}")
+    lo, hi = args.value_widths
+    wtext = f"{lo}" if lo == hi else f"{lo}..{hi}"
+    table = Table(title=f"log throughput: {args.records:,} records of {wtext} B, batches of {BATCH:,}, best of {args.repeat}")
     for col in ("operation", "mailroom rec/s", "MB/s", "raw limit rec/s", "raw MB/s", "ratio"):
         table.add_column(col, justify="right" if col != "operation" else "left")
     rows = []
@@ -325,7 +360,8 @@ def main() -> None:
         table.add_row(name, f"{figures[ours]:,.0f}", f"{figures[ours] * mb:,.1f}", f"{figures[raw]:,.0f}",
                       f"{figures[raw] * mb:,.1f}", f"{ratio:.0%}")
     console.print(table)
-    result = {"bench": "log", "records": args.records, "value_bytes": 200, "batch": BATCH, "repeat": args.repeat,
+    result = {"bench": "log", "records": args.records, "value_bytes": lo if lo == hi else [lo, hi], "batch": BATCH,
+              "repeat": args.repeat,
               "embedded_clock": args.clock,
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": rows}

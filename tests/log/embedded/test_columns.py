@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mailroom.log.embedded.columns import FixedColumn, column, fixed_column, gather, to_arrow, widths
+from mailroom.log.embedded.columns import FixedColumn, ViewColumn, column, fixed_column, gather, to_arrow, widths
 from mailroom.log.partitioner import murmur2_batch, partitions_for
 
 
@@ -87,3 +87,52 @@ def test_a_column_not_of_one_width_comes_back_as_arrow(col) -> None:
     assert not isinstance(got, FixedColumn) and got.type == pa.binary()
     want = col.to_pylist() if isinstance(col, pa.Array) else [None if x is None else bytes(x) for x in col]
     assert got.to_pylist() == want
+
+
+def _mixed(n: int, seed: int) -> list[bytes | None]:
+    """Records of many widths: empty, inline in their views (up to 12 B), in polars' data
+    buffers (several of them at this size), and null."""
+    rng = np.random.default_rng(seed)
+    out: list[bytes | None] = []
+    for w in rng.integers(-1, 300, n).tolist():
+        out.append(None if w < 0 else rng.bytes(w))
+    return out
+
+
+@pytest.mark.parametrize("nulls", [True, False])
+def test_view_column_takes_records_of_any_width_in_any_order(nulls) -> None:
+    n = 20_000
+    records = _mixed(n, 3)
+    if not nulls:
+        records = [b"" if r is None else r for r in records]
+    col = column(records, views=True)
+    assert isinstance(col, ViewColumn) and len(col) == n
+    order = np.random.default_rng(4).permutation(n)
+    got = col.take(order)
+    assert got.type == pa.binary() and got.null_count == (sum(r is None for r in records))
+    assert got.to_pylist() == [records[i] for i in order]
+    # the same column the general path (views cast to binary, then Arrow's take) builds
+    general = column(records)
+    assert got.equals(gather(general, order, widths(general)))
+    # a sub-selection works too (not only permutations)
+    some = order[:100]
+    assert col.take(some).to_pylist() == [records[i] for i in some]
+
+
+@pytest.mark.parametrize(
+    "col, kind",
+    [
+        ([b"ab", b"cd", b"ef"], FixedColumn),  # one width: still used in place
+        ([b"ab", b"abc", b"ab"], ViewColumn),  # one width at a glance only
+        ([b"", b"x" * 40, None], ViewColumn),
+        ([bytearray(b"ab"), b"cd"], pa.Array),  # polars refuses: Arrow's converter
+        ((b"ab", b"cde"), pa.Array),  # not a list
+        (pa.array([b"a", None], pa.binary()), pa.Array),
+    ],
+)
+def test_views_are_kept_only_for_lists_polars_converts(col, kind) -> None:
+    got = column(col, views=True)
+    assert isinstance(got, kind)
+    want = col.to_pylist() if isinstance(col, pa.Array) else [None if x is None else bytes(x) for x in col]
+    taken = got.take(np.arange(len(want))) if not isinstance(got, pa.Array) else got
+    assert taken.to_pylist() == want

@@ -6,8 +6,11 @@ touching each record once) into Arrow binary views, handed over through Arrow's 
 without a copy. When the records all have one width (fixed-size keys: ids, UUIDs; padded
 values), which numpy then proves from the views, they are used where polars put them: hashed
 there and gathered by partition straight into each frame's contiguous column
-(:class:`FixedColumn`). Other lists become one Arrow binary array, and whatever polars will not
-take as bytes (bytearray, str...) goes to Arrow's converter, which decides as it always did.
+(:class:`FixedColumn`). A keyed batch's values of varying widths (JSON payloads) keep polars'
+views too: the views are put in partition order and each record is copied once, by Arrow's
+cast, into the frames' contiguous column (:class:`ViewColumn`). Other lists become one Arrow
+binary array, and whatever polars will not take as bytes (bytearray, str...) goes to Arrow's
+converter, which decides as it always did.
 """
 
 from __future__ import annotations
@@ -125,18 +128,69 @@ def _layout(views: np.ndarray, n: int, w: int, sizes: tuple[int, ...]) -> tuple[
     return hit
 
 
-def column(col: Sequence[bytes | None] | pa.Array) -> FixedColumn | pa.Array:
+def column(col: Sequence[bytes | None] | pa.Array, views: bool = False) -> FixedColumn | ViewColumn | pa.Array:
     """A producer's column, converted once: its records in place (:class:`FixedColumn`) when
-    they all have one width, else an Arrow binary array."""
-    fixed, views = _fixed(col)
+    they all have one width, else an Arrow binary array; or, with ``views`` (for a column
+    that is only ever gathered, as a keyed batch's values are), polars' binary views as they
+    are (:class:`ViewColumn`), whatever the records' widths."""
+    fixed, arr = _fixed(col)
     if fixed is not None:
         return fixed
-    if views is not None:  # converted already, just not of one width: no second conversion
+    if views and arr is None and type(col) is list and col:
         try:
-            return views.cast(BINARY)
+            chunked = pa.chunked_array(pl.Series(col, dtype=pl.Binary))  # (Arrow's C stream: no copy)
+        except Exception:  # noqa: BLE001 - not a list of bytes: Arrow's converter judges it
+            pass
+        else:
+            if chunked.num_chunks == 1 and chunked.type == _BINARY_VIEW:
+                arr = chunked.chunk(0)
+    if arr is not None:  # converted already, just not of one width: no second conversion
+        if views and not arr.offset:
+            return ViewColumn(arr, col)
+        try:
+            return arr.cast(BINARY)
         except pa.ArrowInvalid:  # (more than 2 GiB: Arrow's converter splits it)
             pass
     return to_arrow(col)
+
+
+_VIEW = np.dtype("V16")
+
+
+class ViewColumn:
+    """A list's records of any widths as polars' binary views, gathered straight from them.
+
+    Casting the views to one Arrow binary array and then taking the records in partition
+    order copies every record twice, once each in Arrow's cast and take. Here numpy gathers
+    the 16-byte views (not the records) into the order, and Arrow's cast of those views copies
+    each record once, straight into the partition-ordered contiguous column that the frames
+    are sliced from.
+    """
+
+    __slots__ = ("n", "_arr", "_col")
+
+    def __init__(self, arr: pa.Array, col: Sequence[bytes | None]) -> None:
+        self.n, self._arr, self._col = len(arr), arr, col  # (arr: binary_view, at offset 0)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def take(self, order: np.ndarray) -> pa.Array:
+        """The records in ``order`` (indices into them), as a contiguous binary array."""
+        arr, n = self._arr, len(order)
+        bufs = arr.buffers()
+        views = np.frombuffer(bufs[1], dtype=_VIEW, count=self.n)[order]  # (checks the indices)
+        validity = None
+        if arr.null_count:
+            valid = arr.is_valid().to_numpy(zero_copy_only=False)[order]
+            validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        ordered = pa.Array.from_buffers(_BINARY_VIEW, n, [validity, pa.py_buffer(views), *bufs[2:]],
+                                        null_count=arr.null_count if n == self.n else -1)
+        try:
+            return ordered.cast(BINARY)
+        except pa.ArrowInvalid:  # (more than 2 GiB: as the general path always did)
+            whole = to_arrow(self._col)
+            return gather(whole, order, widths(whole))
 
 
 def fixed_column(col: object) -> FixedColumn | None:

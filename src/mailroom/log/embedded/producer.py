@@ -1,7 +1,8 @@
 """The embedded log's producer: partitions a batch with numpy and appends one frame per partition.
 
 The columns are converted once (see :mod:`.columns`): fixed-width keys and values are hashed
-and gathered by partition where the conversion put them.
+and gathered by partition where the conversion put them, and values of varying widths are
+gathered from the conversion's binary views, each record copied once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 from ...errors import InvalidRecordError, RecordTooLargeError, TransactionError
 from ..base import Consumer, Headers, Producer, TopicPartition
 from ..partitioner import partitions_for
-from .columns import FixedColumn, column, gather, to_arrow, widths
+from .columns import FixedColumn, ViewColumn, column, gather, to_arrow, widths
 from .transactions import TransactionCoordinator
 
 if TYPE_CHECKING:
@@ -149,10 +150,13 @@ class EmbeddedProducer(Producer):
                 parts = partitions_for(keys, nparts)
             kwidths = widths(keys)
         order, ends = _by_partition(parts, nparts)
-        vals = column(values)  # (building the column first, then one gather, is fastest)
+        vals = column(values, views=True)  # (building the column first, then one gather, is fastest)
         if isinstance(vals, FixedColumn):  # gathered straight from where the conversion left them
             self._check(t, vals.width + kwidths[1], keys)
             vals = vals.take(order)
+        elif isinstance(vals, ViewColumn):  # any widths: each record copied once, into its place
+            vals = vals.take(order)  # (nothing is written before the check)
+            self._check(t, widths(vals)[1] + kwidths[1], keys)
         else:
             vwidths = widths(vals)
             self._check(t, vwidths[1] + kwidths[1], keys)

@@ -114,6 +114,8 @@ class StateDirLockedError(RuntimeError):
 #: third of a windowed count's time); a stream processor allocates in batches and frees by
 #: reference counting, so it collects far less often (the JVM's tuning flags, in Python)
 GC_THRESHOLD = (100_000, 50, 1_000)
+#: the shortest time between two commits made because a poll found nothing (``commit_when_idle``)
+IDLE_COMMIT_GAP = 0.05
 
 
 def _tune_gc() -> None:
@@ -280,10 +282,12 @@ class App:
         """Poll once, process, commit if due. Returns the number of records processed."""
         if self._consumer is None:
             self._start()
-        # with work to commit, an idle commit comes as soon as nothing is waiting, not after the
-        # poll has waited out its timeout
-        idle_check = self._uncommitted and self.commit_when_idle
-        batches = _merge_batches(self._consumer.poll(self.max_poll_records, timeout=0 if idle_check else timeout))
+        # with work to commit, an idle commit comes as soon as nothing is waiting (not after the
+        # poll has waited out its timeout), but at most every IDLE_COMMIT_GAP: a Kafka consumer's
+        # prefetch queue is briefly empty now and then even under load, and a commit waits for acks
+        if self._uncommitted and self.commit_when_idle:
+            timeout = min(timeout, max(0.0, self._last_commit + IDLE_COMMIT_GAP - time.monotonic()))
+        batches = _merge_batches(self._consumer.poll(self.max_poll_records, timeout=timeout))
         n = 0
         for rb in batches:
             task = self._task_for(rb.topic_partition)

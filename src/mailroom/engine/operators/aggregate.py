@@ -25,6 +25,7 @@ from ..node import Node
 _TS = struct.Struct(">q")
 _NO_TS = -(1 << 62)
 _DIRTY_BYTES = 140  # what a changed key's deferred write will hold in the cache, beyond its key
+_KEY_BYTES_GUESS = 16  # a key's size, where counting each would cost a pass (a cache budget, not exact)
 _ABSENT = object()  # no state yet
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # come back from msgpack as they were
 _IS_STR = str.__instancecheck__
@@ -164,15 +165,15 @@ class AggregateNode(Node):
             else:  # (the old raw value is read again at commit: not held, 1M keys must fit in memory)
                 hot[k] = [kb, ts_of(raw)[0], decode(raw[8:]), True, None]
 
-    def _put_hot(self, lks, absent: bool | None = None) -> None:
-        """Mark the keys ``lks`` (distinct) changed; drop stateless entries (``absent=False``:
-        the caller knows there are none). Their state is encoded and put once, when the store is
-        next read or flushed (``defer``), not per batch."""
+    def _put_hot(self, lks: dict | list, all_present: bool = False) -> None:
+        """Mark the keys ``lks`` (distinct) changed; drop stateless entries (``all_present``: the
+        caller knows there are none; ``lks`` is then a dict). Their state is encoded and put
+        once, when the store is next read or flushed (``defer``), not per batch."""
         hot, dirty = self._hot, self._dirty
-        if absent is False:
+        if all_present:
             n0 = len(dirty)
-            dirty.update(dict.fromkeys(lks) if not isinstance(lks, dict) else lks)
-            self.store.defer(self._write_dirty, (len(dirty) - n0) * (_DIRTY_BYTES + 16))
+            dirty.update(lks)
+            self.store.defer(self._write_dirty, (len(dirty) - n0) * (_DIRTY_BYTES + _KEY_BYTES_GUESS))
             return
         nbytes = 0
         for k in lks:
@@ -223,17 +224,13 @@ class AggregateNode(Node):
             self._reduce_hot(lks, batch)
             return
         add, init = self.agg.add, self.agg.initial
-        plog = self.ctx.processing_log
         for i, (lk, k, v, t) in enumerate(zip(lks, keys, batch.rows(), batch.timestamps.tolist())):
             e = hot[lk]
             a = e[2]
             try:
                 e[2] = add(init() if a is _ABSENT else a, k, v)
             except Exception as ex:  # a failing aggregate function skips the record
-                plog.report(
-                    f"{type(ex).__name__}: {ex}", operator=self.name, topic=batch.topic, partition=batch.partition,
-                    offset=None if batch.offsets is None else int(batch.offsets[i]),
-                )
+                self._report_failure(ex, batch, i)
                 continue
             if t > e[1]:
                 e[1] = t
@@ -243,7 +240,6 @@ class AggregateNode(Node):
         """A reduce's records, calling only the user's reducer per record (the first value of a
         key starts its aggregate: no call)."""
         hot, reducer = self._hot, self.agg.reducer
-        failed = None
         for i, (lk, v, t) in enumerate(zip(lks, batch.rows(), batch.timestamps.tolist())):
             e = hot[lk]
             a = e[2]
@@ -253,16 +249,19 @@ class AggregateNode(Node):
                 try:
                     e[2] = reducer(a, v)
                 except Exception as ex:  # a failing reducer skips the record
-                    self.ctx.processing_log.report(
-                        f"{type(ex).__name__}: {ex}", operator=self.name, topic=batch.topic, partition=batch.partition,
-                        offset=None if batch.offsets is None else int(batch.offsets[i]),
-                    )
-                    failed = True
+                    self._report_failure(ex, batch, i)
                     continue
             if t > e[1]:
                 e[1] = t
-        # (every key got a value unless its records all failed: only then can one be absent)
-        self._put_hot(dict.fromkeys(lks), None if failed else False)
+        # (a key's first value starts it without a call: no key is left without a state)
+        self._put_hot(dict.fromkeys(lks), all_present=True)
+
+    def _report_failure(self, ex: Exception, batch: Batch, i: int) -> None:
+        """A failing aggregate function: record ``i`` of ``batch`` is skipped and reported."""
+        self.ctx.processing_log.report(
+            f"{type(ex).__name__}: {ex}", operator=self.name, topic=batch.topic, partition=batch.partition,
+            offset=None if batch.offsets is None else int(batch.offsets[i]),
+        )
 
     def _process_columns(self, ks: pl.Series, batch: Batch) -> None:
         """The batchable path for keys that come as a (string) column: pre-aggregated per key in
@@ -342,10 +341,7 @@ class AggregateNode(Node):
             try:
                 new = agg.add(a, k, v)
             except Exception as e:  # a failing aggregate function skips the record
-                self.ctx.processing_log.report(
-                    f"{type(e).__name__}: {e}", operator=self.name, topic=batch.topic, partition=batch.partition,
-                    offset=None if batch.offsets is None else int(batch.offsets[i]),
-                )
+                self._report_failure(e, batch, i)
                 continue
             state[kb] = (max(ts0, ts), new)
             if emit:

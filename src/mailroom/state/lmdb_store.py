@@ -36,6 +36,7 @@ from .store import KeyValueStore
 
 MAP_SIZE = 1 << 38  # address space only: the file grows as data does
 _key_of = operator.itemgetter(0)
+_value_of = operator.itemgetter(1)
 #: bound on the pages mapped by all the process's environments together (see the module
 #: docstring); None: no bound
 MAPPED_BUDGET: int | None = 96 << 20
@@ -173,14 +174,20 @@ class LmdbStore(KeyValueStore):
         # changes (malloc'd, and kept by LMDB for reuse), so one huge transaction of random keys
         # would hold a copy of most of the store (a crash mid-way is as after any flush: the
         # changelog is the truth, the store is rebuilt or caught up from it)
+        # without deletes, LMDB's own loop (putmulti) does the puts: no Python call per item
+        puts_only = None not in map(_value_of, items)
         for i in range(0, len(items), _TXN_ITEMS):
+            chunk = items[i : i + _TXN_ITEMS] if len(items) > _TXN_ITEMS else items
             with self._env.begin(db=self._db, write=True) as txn:
-                put, delete = txn.put, txn.delete
-                for k, v in items[i : i + _TXN_ITEMS] if len(items) > _TXN_ITEMS else items:
-                    if v is None:
-                        delete(k)
-                    else:
-                        put(k, v)
+                if puts_only:
+                    txn.cursor().putmulti(chunk)
+                else:
+                    put, delete = txn.put, txn.delete
+                    for k, v in chunk:
+                        if v is None:
+                            delete(k)
+                        else:
+                            put(k, v)
             self._owner.touched(min(len(items) - i, _TXN_ITEMS))
 
     def range(self, lo: bytes | None = None, hi: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:

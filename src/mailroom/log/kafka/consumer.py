@@ -179,6 +179,16 @@ class KafkaConsumer(Consumer):
         groups: dict[tuple[str, int], list] = {}
         if topics.count(topics[0]) == len(topics) and parts.count(parts[0]) == len(parts):
             groups[(topics[0], parts[0])] = msgs
+        elif topics.count(topics[0]) == len(topics):
+            # one topic: a partition's messages come in runs (a fetch response each), cut by slicing
+            pa = np.asarray(parts)
+            cuts = (np.flatnonzero(pa[1:] != pa[:-1]) + 1).tolist()
+            for lo, hi in zip([0, *cuts], [*cuts, len(msgs)]):
+                g = groups.get((topics[0], parts[lo]))
+                if g is None:
+                    groups[(topics[0], parts[lo])] = msgs[lo:hi]
+                else:
+                    g += msgs[lo:hi]
         else:
             for key, m in zip(zip(topics, parts), msgs):
                 g = groups.get(key)

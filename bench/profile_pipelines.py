@@ -38,4 +38,4 @@ for qid, app in apps:
     app.commit()
     pr.disable()
     print(qid, n, "records", f"{time.perf_counter()-t0:.2f}s")
-pstats.Stats(pr).sort_stats("cumulative").print_stats(45)
+pstats.Stats(pr).sort_stats(sys.argv[3] if len(sys.argv) > 3 else "cumulative").print_stats(45)

@@ -815,8 +815,10 @@ class Planner:
 
         def to_rows(k, change, fin=finish):
             new = fin(k, change["new"])
+            if new is not None:  # (the old row matters only for a row that is no longer out)
+                return [(k, new)]
             old = fin(k, change["old"]) if change["old"] is not None else None
-            if new is None and old is None:
+            if old is None:
                 return []  # HAVING filtered a row that was never out: nothing to retract
             return [(k, new)]
 

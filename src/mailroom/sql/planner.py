@@ -811,6 +811,10 @@ class Planner:
                 out[o.name] = o.fn(row)
             return out
 
+        if having is None and not is_table and not windowed:
+            # a stream's aggregate is never deleted, nor filtered out: each change is its new row
+            # (no old value read from the store and decoded at each commit)
+            return table.to_stream().flat_map(lambda k, state: [(k, finish(k, state))]), outputs, window
         changes = table.to_stream(with_old=True)
 
         def to_rows(k, change, fin=finish):

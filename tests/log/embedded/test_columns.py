@@ -10,16 +10,16 @@ from mailroom.log.embedded.columns import FixedColumn, ViewColumn, column, fixed
 from mailroom.log.partitioner import murmur2_batch, partitions_for
 
 
-@pytest.mark.parametrize("width", [1, 10, 12, 13, 200])
-def test_fixed_width_records_are_taken_in_any_order_exactly(width) -> None:
-    # 20k records of 200 B span several of polars' data buffers: the take crosses them
-    n = 20_000
+@pytest.mark.parametrize(
+    ("width", "n"),
+    # MessagePack's bin8 / bin16 / bin32 record headers; fixarray / array16 / array32 list headers
+    [(1, 20_000), (10, 20_000), (13, 7), (200, 20_000), (255, 15), (256, 16), (70_000, 20), (3, 70_000)],
+)
+def test_fixed_width_records_are_taken_in_any_order_exactly(width, n) -> None:
     rng = np.random.default_rng(width)
     records = [rng.bytes(width) for _ in range(n)]
     col = fixed_column(records)
     assert col is not None and len(col) == n and col.width == width
-    if width > 12:  # (longer records lie in polars' data buffers, several of them here)
-        assert len(col.chunks) > 1
     order = rng.permutation(n)
     got = col.take(order)
     assert got.type == pa.binary() and got.to_pylist() == [records[i] for i in order]
@@ -39,6 +39,14 @@ def test_fixed_width_records_are_taken_in_any_order_exactly(width) -> None:
         [b"ab", None, b"ab"],  # a null
         [b"ab", b"cd", None, b"ef", b"gh"],
         [b"ab", bytearray(b"cd"), b"ef"],  # not bytes
+        [b"ab", b"cd", "ef", b"gh", b"ij"],  # a str hidden between bytes
+        [b"ab", b"cd", 12345, b"gh", b"ij"],  # a number
+        [b"ab", b"cd", 2**70, b"gh", b"ij"],  # one msgspec cannot encode
+        [b"ab", b"cd", object(), b"gh", b"ij"],  # ... nor this
+        [b"ab", b"cd", [b"ef"], b"gh", b"ij"],  # a nested list
+        [b"ab", b"c", b"de", b"fg"],  # widths that make up for each other (2 + 1 + 2... )
+        [b"ab", b"a", b"abc", b"ab", b"ab"],  # ... the total is that of one width
+        [b"x" * 300, b"x" * 299, b"x" * 301, b"x" * 300],  # the same with bin16 headers
         [b"", b"", b""],  # no width
         (b"ab", b"cd"),  # not a list
         [],

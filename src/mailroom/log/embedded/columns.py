@@ -1,13 +1,15 @@
 """A producer's columns (lists of bytes, or Arrow arrays) turned into frame-ready buffers fast.
 
 Converting a Python list of bytes is most of a producer's cost: every record is a separate
-object in memory. Polars converts a list (in Rust, about twice as fast as Arrow's converter,
-touching each record once) into Arrow binary views, handed over through Arrow's C stream
-without a copy. When the records all have one width (fixed-size keys: ids, UUIDs; padded
-values), which numpy then proves from the views, they are used where polars put them: hashed
-there and gathered by partition straight into each frame's contiguous column
-(:class:`FixedColumn`). A keyed batch's values of varying widths (JSON payloads) keep polars'
-views too: the views are put in partition order and each record is copied once, by Arrow's
+object in memory. When the records all have one width (fixed-size keys: ids, UUIDs; padded
+values), msgspec's MessagePack encoder copies them into one buffer, back to back behind a
+small header each (a C loop over the list: faster than ``b"".join``), and numpy proves
+from the headers that every record has that width; they are then used where the encoder put
+them: hashed there and gathered by partition straight into the frames (:class:`FixedColumn`).
+Other lists go to polars, which converts a list (in Rust, about twice as fast as Arrow's
+converter, touching each record once) into Arrow binary views, handed over through Arrow's C
+stream without a copy. A keyed batch's values of varying widths (JSON payloads) keep polars'
+views: the views are put in partition order and each record is copied once, by Arrow's
 cast, into the frames' contiguous column (:class:`ViewColumn`). Other lists become one Arrow
 binary array, and whatever polars will not take as bytes (bytearray, str...) goes to Arrow's
 converter, which decides as it always did.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -24,6 +27,29 @@ import pyarrow as pa
 BINARY = pa.binary()
 _OLDEST = pl.CompatLevel.oldest()  # polars hands binary columns to Arrow as large_binary
 _LIMIT = 0x7FFFFFFF  # a frame's columns use int32 offsets
+_encode = msgspec.msgpack.Encoder().encode  # (holds the GIL throughout: safe from any thread)
+
+
+def _polars_views_factory():
+    """polars' own list-of-bytes constructor, without ``pl.Series``' type inference in Python
+    (~5 us a call, which a producer pays twice a batch); ``pl.Series`` if it is not there."""
+    try:
+        new_binary = type(pl.Series([b""], dtype=pl.Binary)._s).new_binary
+        if pa.chunked_array(new_binary("", [b"ab", None], True)).to_pylist() == [b"ab", None]:
+            return lambda col: new_binary("", col, True)
+    except Exception:  # noqa: BLE001 - a polars without it: the public constructor
+        pass
+    return lambda col: pl.Series(col, dtype=pl.Binary)
+
+
+#: a list of bytes (or None) as polars' binary views, exportable to Arrow without a copy;
+#: raises TypeError for anything else (str, bytearray...)
+_polars_views = _polars_views_factory()
+
+
+def _views(col: list) -> pa.ChunkedArray:
+    """A list of bytes as Arrow binary views (polars' conversion, handed over without a copy)."""
+    return pa.chunked_array(_polars_views(col))
 
 
 def to_arrow(col: Sequence[bytes | None] | pa.Array) -> pa.Array:
@@ -58,19 +84,18 @@ def _narrow(big: pa.Array | pa.ChunkedArray) -> pa.Array | None:
 
 
 class FixedColumn:
-    """A list's records, all of one width, where polars' conversion left them (no copy).
+    """A list's records, all of one width, where the conversion left them (no copy).
 
-    Polars stores binary data as Arrow's binary views: a 16-byte view per record that holds a
-    record of up to 12 bytes itself, or points into data buffers that hold longer records back
-    to back, in order. Either way the records are rows of ``width`` bytes in a few strided
-    arrays, hashed where they lie and gathered by partition straight into the frame's
-    contiguous column: no intermediate column is built.
+    The records are rows of ``width`` bytes in one or more strided pieces of buffers (the
+    MessagePack encoding puts them back to back, each behind its header: one piece), hashed
+    where they lie and gathered by partition straight into the frames: no intermediate
+    column is built.
     """
 
-    __slots__ = ("n", "width", "_arr", "_pieces")
+    __slots__ = ("n", "width", "_pieces")
 
-    def __init__(self, n: int, width: int, arr: pa.Array, pieces: list[tuple[int, int, object, int]]) -> None:
-        self.n, self.width, self._arr = n, width, arr
+    def __init__(self, n: int, width: int, pieces: list[tuple[int, int, object, int, int]]) -> None:
+        self.n, self.width = n, width
         self._pieces = pieces  # (first record, count, buffer, byte offset of the first, row stride)
 
     def __len__(self) -> int:
@@ -82,6 +107,18 @@ class FixedColumn:
         w = self.width
         return [(first, np.ndarray((count, w), np.uint8, buf, pos, (stride, 1)))
                 for first, count, buf, pos, stride in self._pieces]
+
+    def pieces(self, item: np.dtype | None = None) -> list[tuple[int, int, np.ndarray]]:
+        """(first record, count, its records as a 1-D array of one ``V{width}`` item each) a piece."""
+        item = np.dtype(f"V{self.width}") if item is None else item
+        return [(first, count, np.ndarray((count,), item, buf, pos, (stride,)))
+                for first, count, buf, pos, stride in self._pieces]
+
+    def rows_if_one_piece(self) -> np.ndarray | None:
+        """Every record as a 1-D ``V{width}`` array (read in place) if they lie in one piece."""
+        if len(self._pieces) != 1:
+            return None
+        return self.pieces()[0][2]
 
     def take(self, order: np.ndarray) -> pa.Array:
         """The records in ``order`` (a permutation of all of them), as a contiguous binary array."""
@@ -101,31 +138,6 @@ class FixedColumn:
 
 
 _BINARY_VIEW = pa.binary_view()
-#: where polars put each record of a batch shape: (records, width, data buffer sizes) ->
-#: (each view's buffer index and offset as one uint64, first record of each buffer); batches
-#: of one shape get one layout, so it is worked out once (and checked every time)
-_LAYOUTS: dict[tuple, tuple[np.ndarray, list[int]]] = {}
-
-
-def _layout(views: np.ndarray, n: int, w: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, list[int]] | None:
-    """The layout of a batch of this shape (None if the views do not fit one)."""
-    key = (n, w, sizes)
-    hit = _LAYOUTS.get(key)
-    if hit is None:  # records back to back from each buffer's start, in order, as polars writes them
-        if int(views[:, 2].max()) >= len(sizes):
-            return None
-        counts = np.bincount(views[:, 2], minlength=len(sizes))
-        if (counts * w > np.asarray(sizes)).any():
-            return None
-        starts = np.zeros(len(sizes) + 1, dtype=np.int64)
-        np.cumsum(counts, out=starts[1:])
-        buf = np.repeat(np.arange(len(sizes), dtype=np.uint64), counts)
-        offset = (np.arange(n, dtype=np.uint64) - np.repeat(starts[:-1].astype(np.uint64), counts)) * np.uint64(w)
-        hit = (buf | offset << np.uint64(32), starts.tolist())
-        if len(_LAYOUTS) >= 64:
-            _LAYOUTS.clear()
-        _LAYOUTS[key] = hit
-    return hit
 
 
 def column(col: Sequence[bytes | None] | pa.Array, views: bool = False) -> FixedColumn | ViewColumn | pa.Array:
@@ -133,24 +145,17 @@ def column(col: Sequence[bytes | None] | pa.Array, views: bool = False) -> Fixed
     they all have one width, else an Arrow binary array; or, with ``views`` (for a column
     that is only ever gathered, as a keyed batch's values are), polars' binary views as they
     are (:class:`ViewColumn`), whatever the records' widths."""
-    fixed, arr = _fixed(col)
+    fixed = _fixed(col)
     if fixed is not None:
         return fixed
-    if views and arr is None and type(col) is list and col:
+    if views and type(col) is list and col:
         try:
-            chunked = pa.chunked_array(pl.Series(col, dtype=pl.Binary))  # (Arrow's C stream: no copy)
+            chunked = _views(col)
         except Exception:  # noqa: BLE001 - not a list of bytes: Arrow's converter judges it
             pass
         else:
-            if chunked.num_chunks == 1 and chunked.type == _BINARY_VIEW:
-                arr = chunked.chunk(0)
-    if arr is not None:  # converted already, just not of one width: no second conversion
-        if views and not arr.offset:
-            return ViewColumn(arr, col)
-        try:
-            return arr.cast(BINARY)
-        except pa.ArrowInvalid:  # (more than 2 GiB: Arrow's converter splits it)
-            pass
+            if chunked.num_chunks == 1 and chunked.type == _BINARY_VIEW and not chunked.chunk(0).offset:
+                return ViewColumn(chunked.chunk(0), col)
     return to_arrow(col)
 
 
@@ -196,52 +201,60 @@ class ViewColumn:
 def fixed_column(col: object) -> FixedColumn | None:
     """The records of a list of bytes that all have one width (and no None), in place; None
     for anything else."""
-    return _fixed(col)[0]
+    return _fixed(col)
 
 
-def _fixed(col: object) -> tuple[FixedColumn | None, pa.Array | None]:
-    """(the column in place if of one width, else None; polars' binary views if converted).
+def _msgpack_heads(n: int, w: int) -> tuple[bytes, bytes]:
+    """MessagePack's header of an array of ``n`` items, and of one bin item of ``w`` bytes."""
+    if n < 16:
+        array = bytes([0x90 | n])  # fixarray
+    else:
+        array = b"\xdc" + n.to_bytes(2, "big") if n < 0x10000 else b"\xdd" + n.to_bytes(4, "big")
+    if w < 0x100:
+        item = bytes([0xC4, w])  # bin8
+    else:
+        item = b"\xc5" + w.to_bytes(2, "big") if w < 0x10000 else b"\xc6" + w.to_bytes(4, "big")
+    return array, item
 
+
+def _fixed(col: object) -> FixedColumn | None:
+    """The column in place if its records are bytes of one width, else None.
+
+    The list is encoded by msgspec's MessagePack encoder, the fastest way from Python objects
+    to one buffer (a C loop over the list, faster than ``b"".join`` and than polars'
+    conversion, by a third for short records): the records land back to back, each after a
+    header of its own. That every header says "bin of w bytes", at the place it must be if
+    every record before it had w bytes, proves every record is one of w bytes: anything else
+    (None, str, numbers, another width) is encoded otherwise and shifts all that follows.
     Cheap to refuse: a list whose first, middle and last records differ in width (or are not
-    bytes) is not converted at all.
+    bytes) is not encoded at all.
     """
     if type(col) is not list or not col:
-        return None, None
+        return None
     n = len(col)
     first, mid, last = col[0], col[n // 2], col[-1]
     if type(first) is not bytes or type(mid) is not bytes or type(last) is not bytes:
-        return None, None
+        return None
     w = len(first)
     if not w or len(mid) != w or len(last) != w or n * w > _LIMIT:
-        return None, None
+        return None
     try:
-        chunked = pa.chunked_array(pl.Series(col, dtype=pl.Binary))  # (Arrow's C stream: no copy)
-    except Exception:  # noqa: BLE001 - not a list of bytes: the general path judges it
-        return None, None
-    if chunked.num_chunks != 1 or chunked.type != _BINARY_VIEW:
-        return None, None
-    arr = chunked.chunk(0)
-    if arr.null_count or arr.offset:
-        return None, arr
-    bufs = arr.buffers()
-    views = np.frombuffer(bufs[1], dtype="<u4", count=4 * n).reshape(n, 4)  # length | prefix | buffer | offset
-    if not (views[:, 0] == w).all():
-        return None, arr
-    if w <= 12:  # each record inside its view, at bytes 4..4+w
-        return FixedColumn(n, w, arr, [(0, n, bufs[1], 4, 16)]), arr
-    # longer records lie in the data buffers: every view's (buffer, offset) is checked against
-    # the layout "buffer b holds records s_b.. back to back from its start", which proves the rows
-    data = bufs[2:]
-    if any(b is None for b in data):
-        return None, arr
-    layout = _layout(views, n, w, tuple(b.size for b in data))
-    if layout is None:
-        return None, arr
-    placed, starts = layout
-    if not (np.frombuffer(bufs[1], dtype="<u8", count=2 * n)[1::2] == placed).all():
-        return None, arr
-    pieces = [(a, b - a, buf, 0, w) for a, b, buf in zip(starts, starts[1:], data) if b > a]
-    return FixedColumn(n, w, arr, pieces), arr
+        raw = _encode(col)
+    except Exception:  # noqa: BLE001 - not encodable (an object, a huge int...): the general path judges it
+        return None
+    array, item = _msgpack_heads(n, w)
+    h, start = len(item), len(array)
+    if len(raw) != start + n * (h + w) or raw[:start] != array:
+        return None
+    if h == 2:  # (bin8: the two header bytes as one little-endian uint16 a record)
+        heads = np.ndarray((n,), "<u2", raw, start, (h + w,))
+        ok = bool((heads == (item[0] | item[1] << 8)).all())
+    else:
+        heads = np.ndarray((n, h), np.uint8, raw, start, (h + w, 1))
+        ok = bool((heads == np.frombuffer(item, np.uint8)).all())
+    if not ok:
+        return None
+    return FixedColumn(n, w, [(0, n, raw, start + h, h + w)])
 
 
 def _rows_to_arrow(rows: np.ndarray) -> pa.Array:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ...errors import InvalidConfigError, LogError
 from ..base import OFFSET_BEGINNING, OFFSET_END, AssignCallback, Consumer, RecordBatch, TopicPartition
 from .groups import HANDOFF_TIMEOUT, Member
-from .reader import OffsetOutOfRange, PartitionReader, concat_frames, group_frames
+from .reader import OWN_BATCH_RECORDS, OffsetOutOfRange, PartitionReader, concat_frames, group_frames
 
 if TYPE_CHECKING:
     from .log import EmbeddedLog
@@ -178,16 +178,16 @@ class EmbeddedConsumer(Consumer):
             idle += 1
 
     def _read(self, max_records: int) -> list[RecordBatch]:
-        tps = list(self._readers)
-        if not tps:
+        # (runs once a poll, and a poll is a few frames: kept short, as the reader's fast path is)
+        readers = list(self._readers.items())
+        if not readers:
             return []
-        self._turn = (self._turn + 1) % len(tps)
-        out = []
+        turn = self._turn = (self._turn + 1) % len(readers)
+        out: list[RecordBatch] = []
         budget = max_records
-        for tp in tps[self._turn :] + tps[: self._turn]:  # rotate, so no partition starves
+        for tp, reader in readers[turn:] + readers[:turn]:  # rotate, so no partition starves
             if budget <= 0:
                 break
-            reader = self._readers[tp]
             try:
                 frames = reader.read(budget, split=not out)  # (a whole frame or none, once some records are in)
             except FileNotFoundError:
@@ -195,9 +195,18 @@ class EmbeddedConsumer(Consumer):
                 continue
             if not frames:
                 continue
-            for run in group_frames(frames):  # big frames go out as they are: no copy
+            topic, partition = tp
+            for f in frames:
+                if len(f.offsets) < OWN_BATCH_RECORDS:
+                    break
+            else:  # big frames go out as they are: no copy (the common case, made short)
+                for f in frames:
+                    out.append(RecordBatch(topic, partition, f.offsets, f.timestamps, f.keys, f.values, f.headers))
+                    budget -= len(f.offsets)
+                continue
+            for run in group_frames(frames):
                 offsets, ts, keys, values, headers = concat_frames(run)
-                out.append(RecordBatch(tp.topic, tp.partition, offsets, ts, keys, values, headers))
+                out.append(RecordBatch(topic, partition, offsets, ts, keys, values, headers))
                 budget -= len(offsets)
         return out
 

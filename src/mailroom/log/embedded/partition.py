@@ -75,6 +75,7 @@ class PartitionLog:
 
     def __init__(self, folder: Path, topic: str, partition: int, settings: TopicSettings) -> None:
         self.folder = folder
+        self._folder_str = str(folder)  # (os.stat of a str: no Path conversion every append)
         self.topic = topic
         self.partition = partition
         self.settings = settings
@@ -96,7 +97,7 @@ class PartitionLog:
     # -- segments ---------------------------------------------------------------------
     def segments(self) -> list[int]:
         """Base offsets of the segments, refreshed when the folder changed."""
-        mtime = os.stat(self.folder).st_mtime_ns
+        mtime = os.stat(self._folder_str).st_mtime_ns
         if mtime != self._dir_mtime:
             # list first, then publish the mtime: another thread that sees the new mtime must
             # also see the new list (the other order served it the stale, even empty, list: a
@@ -272,8 +273,11 @@ class PartitionLog:
             before_write(self._active_base, self._active_size)
         head = frame[0]
         if _BASE.unpack_from(head, 16)[0] != base:  # (the CRC does not cover the base offset)
-            head = b"".join((head[:16], _BASE.pack(base), head[24:]))  # (any bytes-like header)
-            frame = [head, *frame[1:]]
+            if type(head) is memoryview and not head.readonly:  # (a framer's buffer: set in place)
+                _BASE.pack_into(head, 16, base)
+            else:
+                head = b"".join((head[:16], _BASE.pack(base), head[24:]))  # (any bytes-like header)
+                frame = [head, *frame[1:]]
         pos = self._active_size
         total = _LENGTH.unpack_from(head, 4)[0]  # (the header's length field: the whole frame)
         written = os.writev(self._active_fd, frame)
@@ -293,7 +297,10 @@ class PartitionLog:
         headers: Sequence | None = None,
     ) -> int:
         """Append records as one frame; returns the first record's offset."""
-        frame = fr.encode(0, timestamps, values, keys, headers)
+        return self.append_encoded(fr.encode(0, timestamps, values, keys, headers))
+
+    def append_encoded(self, frame: list) -> int:
+        """Append an encoded frame (see :func:`.frame.encode`) under the lock; returns its base offset."""
         with self._thread_lock:  # (what locked() does, without a generator per append)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:

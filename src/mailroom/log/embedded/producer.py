@@ -2,7 +2,9 @@
 
 The columns are converted once (see :mod:`.columns`): fixed-width keys and values are hashed
 and gathered by partition where the conversion put them, and values of varying widths are
-gathered from the conversion's binary views, each record copied once.
+gathered from the conversion's binary views, each record copied once. The commonest batch,
+keys and values each of one width and no headers, skips the Arrow columns altogether: every
+partition's frame is built in one buffer (:mod:`.framer`) and written with one ``writev``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import pyarrow as pa
 
 from ...errors import InvalidRecordError, RecordTooLargeError, TransactionError
 from ..base import Consumer, Headers, Producer, TopicPartition
-from ..partitioner import partitions_for
+from ..partitioner import murmur2_batch, partitions_for
 from .columns import FixedColumn, ViewColumn, column, gather, to_arrow, widths
+from .framer import fixed_frames
 from .transactions import TransactionCoordinator
 
 if TYPE_CHECKING:
@@ -44,6 +47,28 @@ def _by_partition(parts: np.ndarray, nparts: int) -> tuple[np.ndarray, np.ndarra
     # a stable sort of small integers is a radix sort in numpy: many times faster than int32's
     small = parts.astype(np.uint8) if nparts <= 0xFF else parts.astype(np.uint16) if nparts <= 0xFFFF else parts
     return np.argsort(small, kind="stable"), ends
+
+
+def _order_fixed(keys: FixedColumn, nparts: int) -> tuple[np.ndarray, list[int]]:
+    """The records' order sorted by Kafka's partition of their keys (stable), and how many
+    records each partition gets: hashed where the keys lie."""
+    chunks = keys.chunks
+    if len(chunks) == 1:
+        h = murmur2_batch(chunks[0][1])
+    else:
+        h = np.concatenate([murmur2_batch(rows) for _, rows in chunks])
+    # Kafka's toPositive(murmur2) % partitions, straight to the small type the sort wants
+    if nparts & (nparts - 1) == 0 and nparts <= 0x100:
+        h &= np.uint32(nparts - 1)
+        parts = h.astype(np.uint8)
+    else:
+        h &= np.uint32(0x7FFFFFFF)
+        h %= np.uint32(nparts)
+        parts = h.astype(np.uint8) if nparts <= 0x100 else h.astype(np.uint16) if nparts <= 0x10000 else h
+    order = np.argsort(parts, kind="stable")  # (a radix sort of small integers)
+    if nparts <= 8:  # (a few counts: faster than bincount, which widens the array first)
+        return order, [int(np.count_nonzero(parts == p)) for p in range(nparts)]
+    return order, np.bincount(parts, minlength=nparts).tolist()
 
 
 def _take(seq: Sequence, idx: np.ndarray) -> list:
@@ -137,9 +162,14 @@ class EmbeddedProducer(Producer):
     ) -> None:
         """The common case, keyed records over several partitions: hash the keys, order the
         records by partition, and gather each column once into that order, already split."""
-        if isinstance(keys, FixedColumn):  # (no nulls)
-            hashed = [partitions_for(rows, nparts) for _, rows in keys.chunks]
-            parts = hashed[0] if len(hashed) == 1 else np.concatenate(hashed)
+        if isinstance(keys, FixedColumn):  # (no nulls) hashed where the conversion left them
+            order, counts = _order_fixed(keys, nparts)
+            # (the values converted after the hash: fresh in the cache for the gather)
+            vals = column(values, views=True)
+            if isinstance(vals, FixedColumn) and headers is None and self._txn is None:
+                self._send_fixed(t, vals, keys, order, counts, ts)
+                return
+            ends = np.cumsum(counts)
             kwidths = (keys.width, keys.width)
         else:
             if keys.null_count:  # unkeyed records of a batch stick to one partition, as Kafka's do
@@ -149,8 +179,10 @@ class EmbeddedProducer(Producer):
             else:
                 parts = partitions_for(keys, nparts)
             kwidths = widths(keys)
-        order, ends = _by_partition(parts, nparts)
-        vals = column(values, views=True)  # (building the column first, then one gather, is fastest)
+            order, ends = _by_partition(parts, nparts)
+            vals = None
+        if vals is None:  # (building the column first, then one gather, is fastest)
+            vals = column(values, views=True)
         if isinstance(vals, FixedColumn):  # gathered straight from where the conversion left them
             self._check(t, vals.width + kwidths[1], keys)
             vals = vals.take(order)
@@ -163,6 +195,21 @@ class EmbeddedProducer(Producer):
             vals = gather(vals, order, vwidths)
         keys_s = keys.take(order) if isinstance(keys, FixedColumn) else gather(keys, order, kwidths)
         self._write_split(t, topic, ends, order, ts, vals, keys_s, headers)
+
+    def _send_fixed(self, t, vals: FixedColumn, keys: FixedColumn, order: np.ndarray, counts: list[int],
+                    ts: np.ndarray) -> None:
+        """The commonest batch, keys and values each of one width (ids; padded or fixed-size
+        payloads), no headers: every partition's frame built in one buffer, each record
+        copied once, and appended."""
+        self._check(t, vals.width + keys.width, keys)
+        frames = fixed_frames(keys, vals, order, counts, ts, _one_timestamp(ts))
+        fsync = self._log.fsync
+        for p, frame in enumerate(frames):
+            if frame is not None:
+                plog = t.partitions[p]
+                plog.append_encoded([frame])
+                if fsync:
+                    plog.sync()
 
     def _write_split(self, t, topic: str, ends: np.ndarray, order: np.ndarray, ts: np.ndarray,
                      vals: pa.Array, keys: pa.Array | None, headers) -> None:

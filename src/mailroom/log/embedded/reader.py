@@ -282,7 +282,7 @@ class PartitionReader:
                         if end < length:  # truncated since the fstat (a torn tail set aside)
                             self._size = self._pos + end
                             return out
-                    if check and crc32c_of(buf[p + 24 : p + length], crc32c_of(buf[p + 12 : p + 16])) != crc:
+                    if check and crc32c_of(buf[p + 24 : p + length], _crc_seed(flags, _r)) != crc:
                         raise CorruptLogError(str(self.plog.segment_path(self._base)), self._pos + p, "CRC mismatch")
                     if base + last_delta < self.next_offset:
                         p += length
@@ -377,10 +377,7 @@ class PartitionReader:
                         or length < HEADER_SIZE + 4 * count):
                     # a small frame, one to skip or split, a bad header: for the general loop
                     # (from memory: it reads the file again only for what it needs)
-                    self._serve(out, buf, heads)
-                    self._cbuf, self._cstart = buf, pos
-                    self._pos, self._next_len, self._next_count, self.next_offset = pos + p, 0, 0, next_offset
-                    return n
+                    return self._hand_over(out, buf, heads, pos, p, next_offset, n)
                 if count > max_records - n:
                     flen, fcount = length, count  # does not fit: left for the next read
                     break
@@ -402,10 +399,7 @@ class PartitionReader:
                         flen, fcount = length, count
                         break
                 if check and fr.crc32c_of(buf[p + 24 : end], _crc_seed(flags, _r)) != crc:
-                    self._serve(out, buf, heads)
-                    self._cbuf, self._cstart = buf, pos  # (the general loop says what is wrong)
-                    self._pos, self._next_len, self._next_count, self.next_offset = pos + p, 0, 0, next_offset
-                    return n
+                    return self._hand_over(out, buf, heads, pos, p, next_offset, n)  # (it says what is wrong)
                 heads.append((p, fr.FrameHeader(length, crc, flags, base, count, last_delta, max_ts, txn)))
                 n += count
                 next_offset = base + last_delta + 1
@@ -413,6 +407,15 @@ class PartitionReader:
             self._serve(out, buf, heads)
             pos += p
         self._pos, self._next_len, self._next_count, self.next_offset = pos, flen, fcount, next_offset
+        return n
+
+    def _hand_over(self, out: list[fr.DecodedFrame], buf: memoryview, heads: list[tuple[int, fr.FrameHeader]],
+                   pos: int, p: int, next_offset: int, n: int) -> int:
+        """Serve the frames checked so far, and leave the read (at ``pos``, from ``p`` on) to the
+        general loop of :meth:`_read`, from memory; returns ``n``."""
+        self._serve(out, buf, heads)
+        self._cbuf, self._cstart = buf, pos
+        self._pos, self._next_len, self._next_count, self.next_offset = pos + p, 0, 0, next_offset
         return n
 
     @staticmethod
